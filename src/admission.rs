@@ -1,0 +1,438 @@
+//! The admission decision: an `AdmissionReview` (v1 or v1beta1) in, a decision
+//! out, answered in the same version with the request's `uid`.
+//!
+//! Everything here is synchronous and does no I/O: the HTTP handler reads the
+//! body, calls [`parse_review`], looks up the namespace, calls [`decide`] and
+//! writes [`Review::respond`].
+
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::inject::inject;
+use crate::policy::{ClusterPolicy, INJECT_ANNOTATION, INJECTION_LABEL, Mode, NamespaceMeta};
+use crate::target::{Kind, annotation, templates};
+use crate::validate::{FIX_HINT, check};
+
+/// Which webhook is asking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `/mutate`: inject.
+    Mutate,
+    /// `/validate`: enforce.
+    Validate,
+}
+
+impl Endpoint {
+    /// Name for logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Endpoint::Mutate => "mutate",
+            Endpoint::Validate => "validate",
+        }
+    }
+}
+
+/// Why a request body is not an AdmissionReview we can answer (HTTP 400).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReviewError {
+    /// Empty body.
+    #[error("empty body; expected an admission.k8s.io/v1 AdmissionReview")]
+    Empty,
+    /// Not JSON or not the expected shape.
+    #[error("body is not an AdmissionReview: {0}")]
+    Json(String),
+    /// Wrong `apiVersion`/`kind`.
+    #[error("unsupported {field} {value:?}; expected admission.k8s.io/v1 or v1beta1 AdmissionReview")]
+    Version {
+        /// `apiVersion` or `kind`.
+        field: &'static str,
+        /// What was sent.
+        value: String,
+    },
+    /// No `request`.
+    #[error("AdmissionReview has no request")]
+    NoRequest,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Envelope {
+    api_version: String,
+    kind: String,
+    request: Option<Request>,
+}
+
+/// The parts of an `AdmissionRequest` the decision uses.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Request {
+    /// Echoed in the response.
+    pub uid: String,
+    /// The kind being admitted.
+    pub kind: GroupVersionKind,
+    /// Subresource, if any (`status`, `ephemeralcontainers`, ...).
+    #[serde(default)]
+    pub sub_resource: Option<String>,
+    /// Object name (may be empty on CREATE with generateName).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Namespace of the object.
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// CREATE, UPDATE, DELETE or CONNECT.
+    pub operation: String,
+    /// Who is asking.
+    #[serde(default)]
+    pub user_info: UserInfo,
+    /// The new object.
+    #[serde(default)]
+    pub object: Option<Value>,
+    /// The old object (UPDATE).
+    #[serde(default)]
+    pub old_object: Option<Value>,
+    /// Whether this is a dry run (the answer is the same: we have no side effects).
+    #[serde(default)]
+    pub dry_run: Option<bool>,
+}
+
+/// `group`/`version`/`kind`.
+#[derive(Debug, Clone, Deserialize, Default)]
+pub struct GroupVersionKind {
+    /// API group (`""` for core).
+    #[serde(default)]
+    pub group: String,
+    /// Version.
+    #[serde(default)]
+    pub version: String,
+    /// Kind.
+    #[serde(default)]
+    pub kind: String,
+}
+
+/// The requesting user.
+#[derive(Debug, Clone, Deserialize, Default)]
+pub struct UserInfo {
+    /// User name.
+    #[serde(default)]
+    pub username: String,
+    /// Groups.
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+/// A parsed review.
+#[derive(Debug, Clone)]
+pub struct Review {
+    /// `admission.k8s.io/v1` or `admission.k8s.io/v1beta1`; answered in the same.
+    pub api_version: String,
+    /// The request.
+    pub request: Request,
+}
+
+/// Parse a request body.
+pub fn parse_review(body: &[u8]) -> Result<Review, ReviewError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ReviewError::Empty);
+    }
+    let envelope: Envelope =
+        serde_json::from_slice(body).map_err(|e| ReviewError::Json(e.to_string()))?;
+    if envelope.api_version != "admission.k8s.io/v1"
+        && envelope.api_version != "admission.k8s.io/v1beta1"
+    {
+        return Err(ReviewError::Version {
+            field: "apiVersion",
+            value: envelope.api_version,
+        });
+    }
+    if envelope.kind != "AdmissionReview" {
+        return Err(ReviewError::Version {
+            field: "kind",
+            value: envelope.kind,
+        });
+    }
+    let request = envelope.request.ok_or(ReviewError::NoRequest)?;
+    Ok(Review {
+        api_version: envelope.api_version,
+        request,
+    })
+}
+
+/// The answer to a review.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    /// Whether the object is admitted.
+    pub allowed: bool,
+    /// Low-cardinality reason, for metrics and logs.
+    pub reason: &'static str,
+    /// Denial message (empty when allowed).
+    pub message: String,
+    /// JSON patch operations (only when allowed and non-empty).
+    pub patch: Vec<Value>,
+    /// Warnings returned to the client.
+    pub warnings: Vec<String>,
+}
+
+impl Decision {
+    /// Allowed, nothing to change.
+    pub fn allow(reason: &'static str) -> Decision {
+        Decision {
+            allowed: true,
+            reason,
+            message: String::new(),
+            patch: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+
+    /// Denied with a message.
+    pub fn deny(reason: &'static str, message: String) -> Decision {
+        Decision {
+            allowed: false,
+            reason,
+            message,
+            patch: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+
+    /// Denied because the namespace could not be looked up (fails closed).
+    pub fn unavailable(detail: &str) -> Decision {
+        Decision::deny(
+            "namespace-unavailable",
+            format!("vespa-tls-webhook cannot read the namespace's labels right now ({detail}); retry shortly"),
+        )
+    }
+}
+
+impl Review {
+    /// The namespace whose labels the decision needs, if any.
+    pub fn namespace(&self) -> Option<&str> {
+        let r = &self.request;
+        match Kind::from_group_kind(&r.kind.group, &r.kind.kind) {
+            Some(Kind::VespaSet | Kind::Pod) => {
+                r.namespace.as_deref().filter(|ns| !ns.is_empty())
+            }
+            _ => None,
+        }
+    }
+
+    /// `namespace/name` for logs (name falls back to `generateName`).
+    pub fn object_name(&self) -> String {
+        let r = &self.request;
+        let name = r
+            .name
+            .clone()
+            .filter(|n| !n.is_empty())
+            .or_else(|| {
+                r.object
+                    .as_ref()
+                    .and_then(|o| o.pointer("/metadata/generateName"))
+                    .and_then(Value::as_str)
+                    .map(|g| format!("{g}*"))
+            })
+            .unwrap_or_default();
+        match &r.namespace {
+            Some(ns) if !ns.is_empty() => format!("{ns}/{name}"),
+            _ => name,
+        }
+    }
+
+    /// Serialize the AdmissionReview answering this request.
+    pub fn respond(&self, d: &Decision) -> Vec<u8> {
+        let mut response = json!({
+            "uid": self.request.uid,
+            "allowed": d.allowed,
+        });
+        if !d.allowed {
+            response["status"] = json!({
+                "code": 403,
+                "reason": "Forbidden",
+                "message": d.message,
+            });
+        }
+        if d.allowed && !d.patch.is_empty() {
+            let patch = serde_json::to_vec(&d.patch).unwrap_or_default();
+            response["patchType"] = json!("JSONPatch");
+            response["patch"] = json!(base64::engine::general_purpose::STANDARD.encode(patch));
+        }
+        if !d.warnings.is_empty() {
+            response["warnings"] = json!(d.warnings);
+        }
+        let review = json!({
+            "apiVersion": self.api_version,
+            "kind": "AdmissionReview",
+            "response": response,
+        });
+        serde_json::to_vec(&review).unwrap_or_default()
+    }
+}
+
+/// Decide on a review. `ns` is the namespace's metadata when [`Review::namespace`]
+/// named one (a namespace not found is passed as [`NamespaceMeta::named`]).
+pub fn decide(
+    endpoint: Endpoint,
+    review: &Review,
+    policy: &ClusterPolicy,
+    ns: Option<&NamespaceMeta>,
+) -> Decision {
+    let r = &review.request;
+    if r.operation != "CREATE" && r.operation != "UPDATE" {
+        return Decision::allow("operation-ignored");
+    }
+    if r.sub_resource.as_deref().is_some_and(|s| !s.is_empty()) {
+        return Decision::allow("subresource-ignored");
+    }
+    let Some(kind) = Kind::from_group_kind(&r.kind.group, &r.kind.kind) else {
+        return Decision::allow("kind-ignored");
+    };
+    let Some(object) = &r.object else {
+        return Decision::deny(
+            "no-object",
+            format!("{} request carries no object", r.operation),
+        );
+    };
+    match kind {
+        Kind::Namespace => decide_namespace(endpoint, r, policy, object),
+        Kind::Pod if r.operation != "CREATE" => Decision::allow("operation-ignored"),
+        Kind::VespaSet | Kind::Pod => {
+            let fallback;
+            let ns = match ns {
+                Some(ns) => ns,
+                None => {
+                    fallback = NamespaceMeta::named(r.namespace.as_deref().unwrap_or_default());
+                    &fallback
+                }
+            };
+            decide_workload(endpoint, kind, object, policy, ns)
+        }
+    }
+}
+
+fn decide_workload(
+    endpoint: Endpoint,
+    kind: Kind,
+    object: &Value,
+    policy: &ClusterPolicy,
+    ns: &NamespaceMeta,
+) -> Decision {
+    if policy.is_excluded(&ns.name) {
+        return Decision::allow("namespace-excluded");
+    }
+    let mode = match policy.mode_for(ns) {
+        Ok(Mode::Disabled) => return Decision::allow("namespace-disabled"),
+        Ok(mode) => mode,
+        Err(e) => return Decision::deny("invalid-label", e.to_string()),
+    };
+    if templates(kind, object).is_empty() && kind == Kind::Pod {
+        return Decision::allow("not-vespa");
+    }
+    let what = format!("{} in namespace {} ({INJECTION_LABEL}={})", kind.as_str(), ns.name, mode.as_str());
+    match annotation(object, INJECT_ANNOTATION) {
+        None | Some("true") => {}
+        Some("false") => {
+            if mode == Mode::Enforced {
+                return Decision::deny(
+                    "opt-out-enforced",
+                    format!("{what}: the opt-out annotation {INJECT_ANNOTATION}: \"false\" is not allowed where TLS is enforced; remove it"),
+                );
+            }
+            if !policy.constraints.allow_opt_out {
+                return Decision::deny(
+                    "opt-out-forbidden",
+                    format!("{what}: the opt-out annotation {INJECT_ANNOTATION}: \"false\" is not allowed by the cluster policy (allowOptOut: false); remove it"),
+                );
+            }
+            let mut d = Decision::allow("opt-out");
+            if endpoint == Endpoint::Validate {
+                d.warnings
+                    .push(format!("{what}: opted out of TLS with {INJECT_ANNOTATION}: \"false\""));
+            }
+            return d;
+        }
+        Some(other) => {
+            return Decision::deny(
+                "invalid-annotation",
+                format!("{what}: annotation {INJECT_ANNOTATION}: {other:?} is invalid; accepted: \"true\" or \"false\""),
+            );
+        }
+    }
+    let settings = match policy.settings_for(ns) {
+        Ok(s) => s,
+        Err(errors) => {
+            let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            return Decision::deny(
+                "invalid-settings",
+                format!("{what}: the namespace's TLS settings are refused: {}", list.join("; ")),
+            );
+        }
+    };
+    match endpoint {
+        Endpoint::Mutate => match inject(object, kind, &settings, policy.constraints.allow_mixed_mode) {
+            Ok(injection) => Decision {
+                allowed: true,
+                reason: if injection.patch.is_empty() { "already-injected" } else { "injected" },
+                message: String::new(),
+                patch: injection.patch,
+                warnings: injection.warnings,
+            },
+            Err(e) => Decision::deny("conflict", format!("{what}: TLS cannot be injected: {e}")),
+        },
+        Endpoint::Validate => {
+            let findings = check(object, kind, &settings, &policy.constraints);
+            if findings.is_empty() {
+                return Decision::allow("conformant");
+            }
+            let list: Vec<String> = findings.iter().map(ToString::to_string).collect();
+            if mode == Mode::Enforced {
+                Decision::deny(
+                    "tls-incomplete",
+                    format!("{what}: TLS is incomplete: {}; {FIX_HINT}", list.join("; ")),
+                )
+            } else {
+                let mut d = Decision::allow("tls-incomplete-warned");
+                d.warnings = list
+                    .into_iter()
+                    .map(|f| format!("TLS incomplete: {f}"))
+                    .collect();
+                d
+            }
+        }
+    }
+}
+
+/// Protect `tls.vespa.ai/injection=enforced`: only label admins may remove or
+/// downgrade it. Creating namespaces is never blocked.
+fn decide_namespace(
+    endpoint: Endpoint,
+    r: &Request,
+    policy: &ClusterPolicy,
+    object: &Value,
+) -> Decision {
+    if endpoint != Endpoint::Validate || r.operation != "UPDATE" {
+        return Decision::allow("namespace-ignored");
+    }
+    let label = |o: Option<&Value>| {
+        o.and_then(|o| o.pointer("/metadata/labels"))
+            .and_then(|l| l.get(INJECTION_LABEL))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let before = label(r.old_object.as_ref());
+    let after = label(Some(object));
+    if before.as_deref() != Some("enforced") || after.as_deref() == Some("enforced") {
+        return Decision::allow("namespace-label-kept");
+    }
+    if policy.is_label_admin(&r.user_info.username, &r.user_info.groups) {
+        return Decision::allow("namespace-label-admin");
+    }
+    Decision::deny(
+        "namespace-downgrade",
+        format!(
+            "user {:?} may not change {INJECTION_LABEL} from \"enforced\" to {} on namespace {:?}; only the cluster policy's labelAdmins may",
+            r.user_info.username,
+            after.map_or_else(|| "nothing (removed)".to_string(), |a| format!("{a:?}")),
+            r.name.as_deref().unwrap_or_default()
+        ),
+    )
+}

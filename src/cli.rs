@@ -1,0 +1,157 @@
+//! The command line: one `Args` with `env` fallbacks; errors name the flag.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::offline::{self, Format, NamespaceSource, OfflineError};
+
+/// TLS for Vespa on Kubernetes, injected and enforced by an admission webhook.
+#[derive(Debug, Parser)]
+#[command(name = "vespa-tls-webhook", version, about)]
+pub struct Args {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the webhook (HTTPS: /mutate, /validate, /healthz, /readyz, /metrics).
+    Serve(ServeArgs),
+    /// Print the object(s) with TLS injected, offline; exit 1 if they would be rejected.
+    Inject(OfflineArgs),
+    /// Print the validating verdict, offline; exit 1 when denied.
+    Check(OfflineArgs),
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One JSON object per line (production).
+    Json,
+    /// Human-readable.
+    Text,
+}
+
+/// `serve` flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// HTTPS listen address.
+    #[arg(long, env = "VTW_ADDR", default_value = "0.0.0.0:8443")]
+    pub addr: SocketAddr,
+    /// Optional plain-HTTP listener for /metrics, /healthz and /readyz (for scrapers).
+    #[arg(long, env = "VTW_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+    /// PEM certificate chain; reloaded when the file changes.
+    #[arg(long, env = "VTW_TLS_CERT", required_unless_present = "dev")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key; reloaded when the file changes.
+    #[arg(long, env = "VTW_TLS_KEY", required_unless_present = "dev")]
+    pub tls_key: Option<PathBuf>,
+    /// Cluster policy (YAML); reloaded when it changes. Built-in policy when absent.
+    #[arg(long, env = "VTW_POLICY")]
+    pub policy: Option<PathBuf>,
+    /// Kubeconfig for the namespace view (default: in-cluster, then ~/.kube/config).
+    #[arg(long, env = "VTW_KUBECONFIG", conflicts_with = "namespaces")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Read namespaces from this YAML file instead of a cluster (reloaded when it changes).
+    #[arg(long, env = "VTW_NAMESPACES")]
+    pub namespaces: Option<PathBuf>,
+    /// The webhook's own namespace, always excluded.
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub webhook_namespace: Option<String>,
+    /// Development mode: throw-away CA and serving certificate in --certs-dir, listen on
+    /// 127.0.0.1:8443, namespaces from examples/namespaces.yaml, text logs.
+    #[arg(long)]
+    pub dev: bool,
+    /// Where --dev writes its certificates.
+    #[arg(long, default_value = "certs")]
+    pub certs_dir: PathBuf,
+    /// Log format (default: json, text with --dev).
+    #[arg(long, env = "VTW_LOG_FORMAT")]
+    pub log_format: Option<LogFormat>,
+    /// Time to read a request's headers and body before the connection is dropped (seconds).
+    #[arg(long, env = "VTW_READ_TIMEOUT", default_value_t = 3)]
+    pub read_timeout_secs: u64,
+}
+
+/// `inject` / `check` flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct OfflineArgs {
+    /// Input file (YAML, multi-document, or JSON); `-` for stdin.
+    #[arg(short = 'f', long = "filename")]
+    pub file: String,
+    /// Namespace to admit into (default: each object's metadata.namespace, else `default`).
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+    /// A label of the namespace, `key=value` (repeatable).
+    #[arg(long = "namespace-label")]
+    pub namespace_labels: Vec<String>,
+    /// An annotation of the namespace, `key=value` (repeatable).
+    #[arg(long = "namespace-annotation")]
+    pub namespace_annotations: Vec<String>,
+    /// Namespaces (YAML list of Namespace objects) to take labels/annotations from.
+    #[arg(long)]
+    pub namespaces: Option<PathBuf>,
+    /// Cluster policy file (built-in policy when absent).
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
+    /// Output format for `inject` (default: the input's).
+    #[arg(short = 'o', long)]
+    pub output: Option<Format>,
+}
+
+/// Run a parsed command line; the process exit code.
+pub fn run(args: Args) -> ExitCode {
+    match args.command {
+        Command::Serve(serve) => match crate::serve::run(serve) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("vespa-tls-webhook serve: {e:#}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Inject(a) => offline_exit(run_offline(&a, true)),
+        Command::Check(a) => offline_exit(run_offline(&a, false)),
+    }
+}
+
+fn run_offline(a: &OfflineArgs, inject: bool) -> Result<String, OfflineError> {
+    let policy = offline::load_policy(a.policy.as_deref())?;
+    let source = NamespaceSource {
+        namespace: a.namespace.clone(),
+        labels: a.namespace_labels.clone(),
+        annotations: a.namespace_annotations.clone(),
+        namespaces_file: a.namespaces.clone(),
+    };
+    let text = offline::read_input(&a.file)?;
+    let mut warn = |w: &str| eprintln!("{w}");
+    if inject {
+        offline::inject_text(&text, &a.file, &policy, &source, a.output, &mut warn)
+    } else {
+        offline::check_text(&text, &a.file, &policy, &source, &mut warn)
+    }
+}
+
+fn offline_exit(result: Result<String, OfflineError>) -> ExitCode {
+    match result {
+        Ok(out) => {
+            print!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(OfflineError::Denied(reasons)) => {
+            for r in reasons {
+                eprintln!("{r}");
+            }
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

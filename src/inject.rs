@@ -1,0 +1,398 @@
+//! The injector: settings + object → a JSON patch that gives the object TLS.
+//!
+//! The patch is built directly (no clone-and-diff), touches only what is missing,
+//! and applies to the object it was computed from:
+//! - missing `podTemplate`, `spec`, `containers`, `env`, `volumeMounts` or
+//!   `volumes` are added whole; present arrays get `add …/-` appends, so every
+//!   container, env var, mount and volume the user had stays, in order;
+//! - entries already identical to what is wanted are left alone, so injecting into
+//!   injected output gives an empty patch;
+//! - a same-named volume or env var, or a mount at the same path, with different
+//!   content is a [`Conflict`] and nothing is patched — unless the object carries
+//!   our `tls.vespa.ai/injected` annotation: then those entries are ours from an
+//!   earlier injection under other settings and are replaced (with a warning).
+
+use serde_json::{Map, Value, json};
+
+use crate::layout::{CONTAINER, ENV_MIXED_MODE, wanted};
+use crate::policy::INJECTED_ANNOTATION;
+use crate::settings::TlsSettings;
+use crate::target::{Kind, Template, templates};
+
+/// Why an object cannot be injected.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum InjectError {
+    /// The object has entries that contradict what TLS needs.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Conflicts(Vec<Conflict>),
+    /// The object's structure is not what Kubernetes allows there.
+    #[error("{path}: {problem}")]
+    Malformed {
+        /// JSON pointer of the bad part.
+        path: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// A patch did not apply (a bug if it came from [`inject`]).
+    #[error("patch does not apply: {0}")]
+    Apply(String),
+}
+
+/// An entry of the object that contradicts an entry TLS needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Conflict {
+    /// JSON pointer of the user's entry.
+    pub path: String,
+    /// What kind of entry (`volume "tls-certs"`, `mount at /etc/tls`, ...).
+    pub what: String,
+    /// The user's entry.
+    pub existing: Value,
+    /// The entry TLS needs.
+    pub wanted: Value,
+}
+
+impl std::fmt::Display for Conflict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} at {} conflicts with TLS injection: the object has {} but TLS needs {}; remove or rename yours, or make it identical",
+            self.what, self.path, self.existing, self.wanted
+        )
+    }
+}
+
+/// The result of injecting: patch operations (RFC 6902) and warnings.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Injection {
+    /// JSON patch operations; empty when nothing changes.
+    pub patch: Vec<Value>,
+    /// Things the user should know (replaced stale entries).
+    pub warnings: Vec<String>,
+}
+
+/// Compute the patch that gives `obj` TLS under `settings`. `allow_mixed_mode`
+/// is the policy's; a user-set `VESPA_TLS_INSECURE_MIXED_MODE` is a conflict
+/// when it is false.
+pub fn inject(
+    obj: &Value,
+    kind: Kind,
+    settings: &TlsSettings,
+    allow_mixed_mode: bool,
+) -> Result<Injection, InjectError> {
+    let fingerprint = settings.fingerprint();
+    let previous = crate::target::annotation(obj, INJECTED_ANNOTATION);
+    let mut plan = Plan {
+        replace_ours: previous.is_some(),
+        allow_mixed_mode,
+        ..Plan::default()
+    };
+    for template in templates(kind, obj) {
+        plan.template(obj, &template, settings)?;
+    }
+    if !plan.conflicts.is_empty() {
+        return Err(InjectError::Conflicts(plan.conflicts));
+    }
+    if previous != Some(fingerprint.as_str()) {
+        plan.annotate(obj, &fingerprint);
+    }
+    Ok(Injection {
+        patch: plan.ops,
+        warnings: plan.warnings,
+    })
+}
+
+#[derive(Default)]
+struct Plan {
+    ops: Vec<Value>,
+    conflicts: Vec<Conflict>,
+    warnings: Vec<String>,
+    replace_ours: bool,
+    allow_mixed_mode: bool,
+}
+
+fn add(path: String, value: Value) -> Value {
+    json!({"op": "add", "path": path, "value": value})
+}
+
+/// Escape a JSON pointer token (RFC 6901).
+pub fn escape(token: &str) -> String {
+    token.replace('~', "~0").replace('/', "~1")
+}
+
+fn name_of(v: &Value) -> Option<&str> {
+    v.get("name").and_then(Value::as_str)
+}
+
+impl Plan {
+    fn template(
+        &mut self,
+        obj: &Value,
+        template: &Template,
+        settings: &TlsSettings,
+    ) -> Result<(), InjectError> {
+        let want = wanted(settings, template.role);
+        let container = || {
+            let mut c = Map::new();
+            c.insert("name".into(), json!(CONTAINER));
+            c.insert("env".into(), Value::Array(want.env.clone()));
+            c.insert("volumeMounts".into(), Value::Array(want.mounts.clone()));
+            Value::Object(c)
+        };
+        let Some(spec) = obj.pointer(template.pointer) else {
+            let spec = json!({"containers": [container()], "volumes": want.volumes.clone()});
+            self.add_nested(obj, template.pointer, spec)?;
+            return Ok(());
+        };
+        let spec = as_object(spec, template.pointer)?;
+
+        // The vespa container.
+        let containers_path = format!("{}/containers", template.pointer);
+        match spec.get("containers") {
+            None | Some(Value::Null) => self.ops.push(add(containers_path, json!([container()]))),
+            Some(containers) => {
+                let containers = as_array(containers, &containers_path)?;
+                let mut vespa = containers
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| name_of(c) == Some(CONTAINER));
+                match (vespa.next(), vespa.next()) {
+                    (None, _) => self.ops.push(add(format!("{containers_path}/-"), container())),
+                    (Some((i, c)), None) => {
+                        let path = format!("{containers_path}/{i}");
+                        let c = as_object(c, &path)?;
+                        self.mixed_mode_guard(c, &path);
+                        self.entries(c, &path, "env", &want.env, Key::Name, "env var")?;
+                        self.entries(c, &path, "volumeMounts", &want.mounts, Key::MountPath, "mount")?;
+                    }
+                    (Some(_), Some((j, _))) => {
+                        return Err(InjectError::Malformed {
+                            path: format!("{containers_path}/{j}"),
+                            problem: "a second container named \"vespa\"; TLS goes into exactly one"
+                                .into(),
+                        });
+                    }
+                }
+            }
+        }
+        if let Some(init) = spec.get("initContainers").and_then(Value::as_array) {
+            if let Some(i) = init.iter().position(|c| name_of(c) == Some(CONTAINER)) {
+                return Err(InjectError::Malformed {
+                    path: format!("{}/initContainers/{i}", template.pointer),
+                    problem: "an initContainer named \"vespa\" would shadow the main container; rename it".into(),
+                });
+            }
+        }
+        self.entries(spec, template.pointer, "volumes", &want.volumes, Key::Name, "volume")
+    }
+
+    /// A user-set mixed mode is allowed only when the policy allows it.
+    fn mixed_mode_guard(&mut self, container: &Map<String, Value>, path: &str) {
+        if self.allow_mixed_mode {
+            return;
+        }
+        let Some(env) = container.get("env").and_then(Value::as_array) else {
+            return;
+        };
+        if let Some((i, e)) = env
+            .iter()
+            .enumerate()
+            .find(|(_, e)| name_of(e) == Some(ENV_MIXED_MODE))
+        {
+            self.conflicts.push(Conflict {
+                path: format!("{path}/env/{i}"),
+                what: format!("env var {ENV_MIXED_MODE}"),
+                existing: e.clone(),
+                wanted: json!("no such env var: the cluster policy sets allowMixedMode: false"),
+            });
+        }
+    }
+
+    /// Make the array `field` of `parent` (at `parent_path`) contain `want`.
+    fn entries(
+        &mut self,
+        parent: &Map<String, Value>,
+        parent_path: &str,
+        field: &str,
+        want: &[Value],
+        key: Key,
+        what: &str,
+    ) -> Result<(), InjectError> {
+        let path = format!("{parent_path}/{field}");
+        let existing = match parent.get(field) {
+            None | Some(Value::Null) => {
+                self.ops.push(add(path, Value::Array(want.to_vec())));
+                return Ok(());
+            }
+            Some(v) => as_array(v, &path)?,
+        };
+        for w in want {
+            let k = key.of(w);
+            let mut found = false;
+            for (i, e) in existing.iter().enumerate() {
+                if key.of(e) != k {
+                    continue;
+                }
+                found = true;
+                if !equivalent(e, w) {
+                    let at = format!("{path}/{i}");
+                    let what = format!("{what} {}", key.describe(k));
+                    if self.replace_ours {
+                        self.warnings.push(format!(
+                            "{what} at {at} was replaced to match the namespace's current TLS settings"
+                        ));
+                        self.ops
+                            .push(json!({"op": "replace", "path": at, "value": w}));
+                    } else {
+                        self.conflicts.push(Conflict {
+                            path: at,
+                            what,
+                            existing: e.clone(),
+                            wanted: w.clone(),
+                        });
+                    }
+                }
+            }
+            if !found {
+                self.ops.push(add(format!("{path}/-"), w.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Add `value` at `pointer`, creating missing parent objects as one nested add.
+    fn add_nested(&mut self, obj: &Value, pointer: &str, value: Value) -> Result<(), InjectError> {
+        let tokens: Vec<&str> = pointer.split('/').skip(1).collect();
+        let mut existing = obj;
+        let mut depth = 0;
+        while depth < tokens.len() {
+            match existing.get(tokens[depth]) {
+                Some(Value::Null) | None => break,
+                Some(next) => {
+                    existing = next;
+                    depth += 1;
+                }
+            }
+        }
+        let at = format!("/{}", tokens[..depth].join("/"));
+        if !existing.is_object() {
+            return Err(InjectError::Malformed {
+                path: at,
+                problem: "expected an object".into(),
+            });
+        }
+        let mut nested = value;
+        for token in tokens[depth + 1..].iter().rev() {
+            let mut m = Map::new();
+            m.insert((*token).to_string(), nested);
+            nested = Value::Object(m);
+        }
+        let path = format!("/{}", tokens[..=depth].join("/"));
+        self.ops.push(add(path, nested));
+        Ok(())
+    }
+
+    fn annotate(&mut self, obj: &Value, fingerprint: &str) {
+        let has_metadata = obj.get("metadata").is_some_and(Value::is_object);
+        let has_annotations = obj
+            .pointer("/metadata/annotations")
+            .is_some_and(Value::is_object);
+        let op = if has_annotations {
+            add(
+                format!("/metadata/annotations/{}", escape(INJECTED_ANNOTATION)),
+                json!(fingerprint),
+            )
+        } else if has_metadata {
+            add(
+                "/metadata/annotations".into(),
+                json!({INJECTED_ANNOTATION: fingerprint}),
+            )
+        } else {
+            add(
+                "/metadata".into(),
+                json!({"annotations": {INJECTED_ANNOTATION: fingerprint}}),
+            )
+        };
+        self.ops.push(op);
+    }
+}
+
+/// How entries of an array are identified.
+#[derive(Clone, Copy)]
+enum Key {
+    Name,
+    MountPath,
+}
+
+impl Key {
+    fn of(self, v: &Value) -> Option<&str> {
+        match self {
+            Key::Name => name_of(v),
+            Key::MountPath => v.get("mountPath").and_then(Value::as_str),
+        }
+    }
+
+    fn describe(self, k: Option<&str>) -> String {
+        match self {
+            Key::Name => format!("{:?}", k.unwrap_or_default()),
+            Key::MountPath => format!("at {}", k.unwrap_or_default()),
+        }
+    }
+}
+
+/// Equal, ignoring what the apiserver fills in by default on Pods
+/// (`configMap.defaultMode: 420`).
+pub fn equivalent(existing: &Value, wanted: &Value) -> bool {
+    if existing == wanted {
+        return true;
+    }
+    let (Some(e), Some(w)) = (existing.as_object(), wanted.as_object()) else {
+        return false;
+    };
+    let defaulted_mode = |v: &Value| v.get("defaultMode").and_then(Value::as_u64) == Some(420);
+    e.len() == w.len()
+        && e.iter().all(|(k, ev)| match w.get(k) {
+            Some(wv) if ev == wv => true,
+            Some(wv) if k == "configMap" && defaulted_mode(ev) => {
+                let mut ev = ev.clone();
+                if let Some(m) = ev.as_object_mut() {
+                    m.remove("defaultMode");
+                }
+                ev == *wv
+            }
+            _ => false,
+        })
+}
+
+fn as_object<'a>(v: &'a Value, path: &str) -> Result<&'a Map<String, Value>, InjectError> {
+    v.as_object().ok_or_else(|| InjectError::Malformed {
+        path: path.to_string(),
+        problem: format!("expected an object, found {}", type_name(v)),
+    })
+}
+
+fn as_array<'a>(v: &'a Value, path: &str) -> Result<&'a Vec<Value>, InjectError> {
+    v.as_array().ok_or_else(|| InjectError::Malformed {
+        path: path.to_string(),
+        problem: format!("expected a list, found {}", type_name(v)),
+    })
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Apply a patch built by [`inject`] to a copy of the object (offline use, tests).
+pub fn apply(obj: &Value, patch: &[Value]) -> Result<Value, InjectError> {
+    let ops: json_patch::Patch = serde_json::from_value(Value::Array(patch.to_vec()))
+        .map_err(|e| InjectError::Apply(e.to_string()))?;
+    let mut out = obj.clone();
+    json_patch::patch(&mut out, &ops).map_err(|e| InjectError::Apply(e.to_string()))?;
+    Ok(out)
+}

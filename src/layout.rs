@@ -1,0 +1,132 @@
+//! What TLS looks like inside a pod spec: the env vars, mounts and volumes of the
+//! seed's Step 4 (mTLS) and Step 5 (ingress), built from [`TlsSettings`].
+//! The injector adds these; the validator checks for them.
+
+use serde_json::{Value, json};
+
+use crate::settings::{CSI_DRIVER, CertSpec, TlsSettings};
+
+/// The container that gets TLS.
+pub const CONTAINER: &str = "vespa";
+/// Env var pointing Vespa at its mTLS config.
+pub const ENV_CONFIG: &str = "VESPA_TLS_CONFIG_FILE";
+/// Env var pointing Vespa at its ingress TLS config.
+pub const ENV_CONFIG_INGRESS: &str = "VESPA_TLS_CONFIG_FILE_INGRESS";
+/// Env var enabling Vespa's insecure mixed mode.
+pub const ENV_MIXED_MODE: &str = "VESPA_TLS_INSECURE_MIXED_MODE";
+
+/// The mTLS parts.
+pub const MTLS: Part = Part {
+    env: ENV_CONFIG,
+    certs_volume: "tls-certs",
+    certs_path: "/etc/tls",
+    config_volume: "tls-config",
+    config_path: "/etc/tls-config/tls-config.json",
+};
+
+/// The ingress TLS parts (application pods only).
+pub const INGRESS: Part = Part {
+    env: ENV_CONFIG_INGRESS,
+    certs_volume: "tls-certs-ingress",
+    certs_path: "/etc/tls-ingress",
+    config_volume: "tls-config-ingress",
+    config_path: "/etc/tls-config-ingress/tls-config.json",
+};
+
+/// The ConfigMap key holding Vespa's TLS config JSON.
+pub const CONFIG_KEY: &str = "tls-config.json";
+
+/// One set of TLS parts: an env var, a CSI volume with its mount, and a ConfigMap
+/// volume with its mount.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Part {
+    /// Env var holding the config file path.
+    pub env: &'static str,
+    /// Name of the CSI volume.
+    pub certs_volume: &'static str,
+    /// Where the certificates are mounted.
+    pub certs_path: &'static str,
+    /// Name of the ConfigMap volume.
+    pub config_volume: &'static str,
+    /// Where the config file is mounted.
+    pub config_path: &'static str,
+}
+
+/// Which pods of a Vespa deployment a template is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Config servers: mTLS only.
+    ConfigServer,
+    /// Application (container/content) pods: mTLS, plus ingress when enabled.
+    Application,
+}
+
+/// The env vars, mounts and volumes one pod template must have.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Wanted {
+    /// Env entries for the `vespa` container, in order.
+    pub env: Vec<Value>,
+    /// Volume mounts for the `vespa` container, in order.
+    pub mounts: Vec<Value>,
+    /// Pod volumes, in order.
+    pub volumes: Vec<Value>,
+}
+
+impl Part {
+    fn env_entry(&self) -> Value {
+        json!({"name": self.env, "value": self.config_path})
+    }
+
+    fn mounts(&self) -> [Value; 2] {
+        [
+            json!({"name": self.certs_volume, "mountPath": self.certs_path, "readOnly": true}),
+            json!({
+                "name": self.config_volume,
+                "mountPath": self.config_path,
+                "readOnly": true,
+                "subPath": CONFIG_KEY,
+            }),
+        ]
+    }
+
+    fn volumes(&self, cert: &CertSpec, config_map: &str) -> [Value; 2] {
+        [
+            json!({
+                "name": self.certs_volume,
+                "csi": {
+                    "driver": CSI_DRIVER,
+                    "readOnly": true,
+                    "volumeAttributes": cert.volume_attributes(),
+                }
+            }),
+            json!({"name": self.config_volume, "configMap": {"name": config_map}}),
+        ]
+    }
+}
+
+/// What a template of the given role must contain under these settings.
+pub fn wanted(settings: &TlsSettings, role: Role) -> Wanted {
+    let mut w = Wanted {
+        env: vec![MTLS.env_entry()],
+        mounts: MTLS.mounts().to_vec(),
+        volumes: MTLS.volumes(&settings.mtls, &settings.config_map).to_vec(),
+    };
+    if let (Role::Application, Some(ingress)) = (role, &settings.ingress) {
+        w.env.push(INGRESS.env_entry());
+        w.mounts.extend(INGRESS.mounts());
+        w.volumes
+            .extend(INGRESS.volumes(&ingress.cert, &ingress.config_map));
+    }
+    if let Some(mode) = &settings.mixed_mode {
+        w.env.push(json!({"name": ENV_MIXED_MODE, "value": mode}));
+    }
+    w
+}
+
+/// The parts a template of this role must have (for the validator).
+pub fn parts(settings: &TlsSettings, role: Role) -> Vec<Part> {
+    match (role, &settings.ingress) {
+        (Role::Application, Some(_)) => vec![MTLS, INGRESS],
+        _ => vec![MTLS],
+    }
+}

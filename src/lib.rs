@@ -1,0 +1,24 @@
+//! vespa-tls-webhook: a Kubernetes admission webhook that injects cert-manager
+//! CSI TLS into Vespa workloads and enforces it.
+//!
+//! The functional core is pure and synchronous: [`policy`] and [`settings`]
+//! (cluster policy + namespace → effective settings), [`inject`] (settings +
+//! object → JSON patch), [`validate`] (object + policy → findings) and
+//! [`admission`] (AdmissionReview → decision). The shell — [`server`],
+//! [`tls`], [`namespace_view`], [`policy_watch`], [`metrics`] and [`cli`] — does
+//! the I/O around it.
+
+#![forbid(unsafe_code)]
+
+pub mod admission;
+pub mod cli;
+pub mod duration;
+pub mod inject;
+pub mod layout;
+pub mod namespaces;
+pub mod offline;
+pub mod policy;
+pub mod serve;
+pub mod settings;
+pub mod target;
+pub mod validate;

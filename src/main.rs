@@ -1,0 +1,9 @@
+//! `vespa-tls-webhook`: the binary's edge. Everything else lives in the library.
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let args = vespa_tls_webhook::cli::Args::parse();
+    vespa_tls_webhook::cli::run(args)
+}

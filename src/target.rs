@@ -1,0 +1,123 @@
+//! Which objects get TLS, and where their pod templates are.
+
+use serde_json::Value;
+
+use crate::layout::{CONTAINER, Role};
+
+/// API group of VespaSet.
+pub const VESPASET_GROUP: &str = "k8s.ai.vespa";
+/// Label value marking config-server pods (`app.kubernetes.io/component`).
+pub const CONFIGSERVER_COMPONENT: &str = "configserver";
+/// Label naming a pod's component.
+pub const COMPONENT_LABEL: &str = "app.kubernetes.io/component";
+
+/// The kinds this webhook acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `k8s.ai.vespa/v1` VespaSet.
+    VespaSet,
+    /// `v1` Pod.
+    Pod,
+    /// `v1` Namespace (only to protect the injection label).
+    Namespace,
+}
+
+impl Kind {
+    /// From an admission request's group and kind.
+    pub fn from_group_kind(group: &str, kind: &str) -> Option<Kind> {
+        match (group, kind) {
+            (VESPASET_GROUP, "VespaSet") => Some(Kind::VespaSet),
+            ("", "Pod") => Some(Kind::Pod),
+            ("", "Namespace") => Some(Kind::Namespace),
+            _ => None,
+        }
+    }
+
+    /// From an object's `apiVersion` and `kind` (offline use).
+    pub fn of_object(obj: &Value) -> Option<Kind> {
+        let api_version = obj.get("apiVersion")?.as_str()?;
+        let kind = obj.get("kind")?.as_str()?;
+        let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+        Kind::from_group_kind(group, kind)
+    }
+
+    /// Name for logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::VespaSet => "VespaSet",
+            Kind::Pod => "Pod",
+            Kind::Namespace => "Namespace",
+        }
+    }
+}
+
+/// A pod template (or pod spec) that gets TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    /// JSON pointer to the pod spec (which may not exist yet).
+    pub pointer: &'static str,
+    /// Whose pods these are.
+    pub role: Role,
+}
+
+/// VespaSet sections holding a pod template, and their roles.
+pub const VESPASET_SECTIONS: [(&str, &str, Role); 2] = [
+    (
+        "configServer",
+        "/spec/configServer/podTemplate/spec",
+        Role::ConfigServer,
+    ),
+    (
+        "application",
+        "/spec/application/podTemplate/spec",
+        Role::Application,
+    ),
+];
+
+/// The templates of an object that get TLS; empty when the object is not a Vespa
+/// workload (a Pod without a `vespa` container). A VespaSet gets TLS in each of
+/// `spec.configServer` and `spec.application` that is present; the sections
+/// themselves are never invented.
+pub fn templates(kind: Kind, obj: &Value) -> Vec<Template> {
+    match kind {
+        Kind::VespaSet => VESPASET_SECTIONS
+            .iter()
+            .filter(|(section, _, _)| obj.pointer(&format!("/spec/{section}")).is_some())
+            .map(|&(_, pointer, role)| Template { pointer, role })
+            .collect(),
+        Kind::Pod if is_vespa_pod(obj) => {
+            let component = obj
+                .pointer("/metadata/labels")
+                .and_then(|l| l.get(COMPONENT_LABEL))
+                .and_then(Value::as_str);
+            let role = if component == Some(CONFIGSERVER_COMPONENT) {
+                Role::ConfigServer
+            } else {
+                Role::Application
+            };
+            vec![Template {
+                pointer: "/spec",
+                role,
+            }]
+        }
+        Kind::Pod | Kind::Namespace => Vec::new(),
+    }
+}
+
+/// Whether a pod has a container named `vespa`.
+pub fn is_vespa_pod(obj: &Value) -> bool {
+    obj.pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c.get("name").and_then(Value::as_str) == Some(CONTAINER))
+        })
+}
+
+/// An object's annotation, if set to a string.
+pub fn annotation<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
+    obj.get("metadata")?
+        .get("annotations")?
+        .get(key)?
+        .as_str()
+}
