@@ -43,7 +43,9 @@ pub enum ReviewError {
     #[error("body is not an AdmissionReview: {0}")]
     Json(String),
     /// Wrong `apiVersion`/`kind`.
-    #[error("unsupported {field} {value:?}; expected admission.k8s.io/v1 or v1beta1 AdmissionReview")]
+    #[error(
+        "unsupported {field} {value:?}; expected admission.k8s.io/v1 or v1beta1 AdmissionReview"
+    )]
     Version {
         /// `apiVersion` or `kind`.
         field: &'static str,
@@ -200,7 +202,9 @@ impl Decision {
     pub fn unavailable(detail: &str) -> Decision {
         Decision::deny(
             "namespace-unavailable",
-            format!("vespa-tls-webhook cannot read the namespace's labels right now ({detail}); retry shortly"),
+            format!(
+                "vespa-tls-webhook cannot read the namespace's labels right now ({detail}); retry shortly"
+            ),
         )
     }
 }
@@ -210,9 +214,7 @@ impl Review {
     pub fn namespace(&self) -> Option<&str> {
         let r = &self.request;
         match Kind::from_group_kind(&r.kind.group, &r.kind.kind) {
-            Some(Kind::VespaSet | Kind::Pod) => {
-                r.namespace.as_deref().filter(|ns| !ns.is_empty())
-            }
+            Some(Kind::VespaSet | Kind::Pod) => r.namespace.as_deref().filter(|ns| !ns.is_empty()),
             _ => None,
         }
     }
@@ -327,33 +329,45 @@ fn decide_workload(
     if templates(kind, object).is_empty() && kind == Kind::Pod {
         return Decision::allow("not-vespa");
     }
-    let what = format!("{} in namespace {} ({INJECTION_LABEL}={})", kind.as_str(), ns.name, mode.as_str());
+    let what = format!(
+        "{} in namespace {} ({INJECTION_LABEL}={})",
+        kind.as_str(),
+        ns.name,
+        mode.as_str()
+    );
     match annotation(object, INJECT_ANNOTATION) {
         None | Some("true") => {}
         Some("false") => {
             if mode == Mode::Enforced {
                 return Decision::deny(
                     "opt-out-enforced",
-                    format!("{what}: the opt-out annotation {INJECT_ANNOTATION}: \"false\" is not allowed where TLS is enforced; remove it"),
+                    format!(
+                        "{what}: the opt-out annotation {INJECT_ANNOTATION}: \"false\" is not allowed where TLS is enforced; remove it"
+                    ),
                 );
             }
             if !policy.constraints.allow_opt_out {
                 return Decision::deny(
                     "opt-out-forbidden",
-                    format!("{what}: the opt-out annotation {INJECT_ANNOTATION}: \"false\" is not allowed by the cluster policy (allowOptOut: false); remove it"),
+                    format!(
+                        "{what}: the opt-out annotation {INJECT_ANNOTATION}: \"false\" is not allowed by the cluster policy (allowOptOut: false); remove it"
+                    ),
                 );
             }
             let mut d = Decision::allow("opt-out");
             if endpoint == Endpoint::Validate {
-                d.warnings
-                    .push(format!("{what}: opted out of TLS with {INJECT_ANNOTATION}: \"false\""));
+                d.warnings.push(format!(
+                    "{what}: opted out of TLS with {INJECT_ANNOTATION}: \"false\""
+                ));
             }
             return d;
         }
         Some(other) => {
             return Decision::deny(
                 "invalid-annotation",
-                format!("{what}: annotation {INJECT_ANNOTATION}: {other:?} is invalid; accepted: \"true\" or \"false\""),
+                format!(
+                    "{what}: annotation {INJECT_ANNOTATION}: {other:?} is invalid; accepted: \"true\" or \"false\""
+                ),
             );
         }
     }
@@ -363,21 +377,32 @@ fn decide_workload(
             let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
             return Decision::deny(
                 "invalid-settings",
-                format!("{what}: the namespace's TLS settings are refused: {}", list.join("; ")),
+                format!(
+                    "{what}: the namespace's TLS settings are refused: {}",
+                    list.join("; ")
+                ),
             );
         }
     };
     match endpoint {
-        Endpoint::Mutate => match inject(object, kind, &settings, policy.constraints.allow_mixed_mode) {
-            Ok(injection) => Decision {
-                allowed: true,
-                reason: if injection.patch.is_empty() { "already-injected" } else { "injected" },
-                message: String::new(),
-                patch: injection.patch,
-                warnings: injection.warnings,
-            },
-            Err(e) => Decision::deny("conflict", format!("{what}: TLS cannot be injected: {e}")),
-        },
+        Endpoint::Mutate => {
+            match inject(object, kind, &settings, policy.constraints.allow_mixed_mode) {
+                Ok(injection) => Decision {
+                    allowed: true,
+                    reason: if injection.patch.is_empty() {
+                        "already-injected"
+                    } else {
+                        "injected"
+                    },
+                    message: String::new(),
+                    patch: injection.patch,
+                    warnings: injection.warnings,
+                },
+                Err(e) => {
+                    Decision::deny("conflict", format!("{what}: TLS cannot be injected: {e}"))
+                }
+            }
+        }
         Endpoint::Validate => {
             let findings = check(object, kind, &settings, &policy.constraints);
             if findings.is_empty() {

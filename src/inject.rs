@@ -156,19 +156,29 @@ impl Plan {
                     .enumerate()
                     .filter(|(_, c)| name_of(c) == Some(CONTAINER));
                 match (vespa.next(), vespa.next()) {
-                    (None, _) => self.ops.push(add(format!("{containers_path}/-"), container())),
+                    (None, _) => self
+                        .ops
+                        .push(add(format!("{containers_path}/-"), container())),
                     (Some((i, c)), None) => {
                         let path = format!("{containers_path}/{i}");
                         let c = as_object(c, &path)?;
                         self.mixed_mode_guard(c, &path);
                         self.entries(c, &path, "env", &want.env, Key::Name, "env var")?;
-                        self.entries(c, &path, "volumeMounts", &want.mounts, Key::MountPath, "mount")?;
+                        self.entries(
+                            c,
+                            &path,
+                            "volumeMounts",
+                            &want.mounts,
+                            Key::MountPath,
+                            "mount",
+                        )?;
                     }
                     (Some(_), Some((j, _))) => {
                         return Err(InjectError::Malformed {
                             path: format!("{containers_path}/{j}"),
-                            problem: "a second container named \"vespa\"; TLS goes into exactly one"
-                                .into(),
+                            problem:
+                                "a second container named \"vespa\"; TLS goes into exactly one"
+                                    .into(),
                         });
                     }
                 }
@@ -182,7 +192,14 @@ impl Plan {
                 });
             }
         }
-        self.entries(spec, template.pointer, "volumes", &want.volumes, Key::Name, "volume")
+        self.entries(
+            spec,
+            template.pointer,
+            "volumes",
+            &want.volumes,
+            Key::Name,
+            "volume",
+        )
     }
 
     /// A user-set mixed mode is allowed only when the policy allows it.

@@ -89,9 +89,11 @@ mod tests {
 
     #[test]
     fn reads_lists_items_and_documents() {
-        let list = "- metadata: {name: a, labels: {x: y}}\n- kind: Namespace\n  metadata: {name: b}\n";
+        let list =
+            "- metadata: {name: a, labels: {x: y}}\n- kind: Namespace\n  metadata: {name: b}\n";
         let items = "apiVersion: v1\nkind: List\nitems:\n- metadata: {name: a}\n";
-        let docs = "kind: Namespace\nmetadata: {name: a, annotations: {k: v}}\n---\nmetadata: {name: b}\n";
+        let docs =
+            "kind: Namespace\nmetadata: {name: a, annotations: {k: v}}\n---\nmetadata: {name: b}\n";
         assert_eq!(parse(list).unwrap().len(), 2);
         assert_eq!(parse(list).unwrap()[0].labels["x"], "y");
         assert_eq!(parse(items).unwrap()[0].name, "a");
@@ -102,7 +104,10 @@ mod tests {
 
     #[test]
     fn refuses_nameless_and_other_kinds() {
-        assert_eq!(parse("- metadata: {}\n"), Err(NamespacesFileError::NoName(0)));
+        assert_eq!(
+            parse("- metadata: {}\n"),
+            Err(NamespacesFileError::NoName(0))
+        );
         assert!(parse("- kind: Pod\n  metadata: {name: a}\n").is_err());
         assert!(parse("[not: closed").is_err());
     }

@@ -96,12 +96,15 @@ pub fn parse_documents(text: &str, path: &str) -> Result<(Vec<Value>, Format), O
     };
     let trimmed = text.trim_start();
     if trimmed.starts_with('{') || trimmed.starts_with('[') {
-        let v: Value = serde_json::from_str(text).map_err(|e| parse_err(e.to_string()))?;
-        let docs = match v {
-            Value::Array(items) => items,
-            other => vec![other],
-        };
-        return Ok((docs, Format::Json));
+        // One JSON value; anything else (e.g. JSON documents separated by `---`)
+        // is read as YAML, of which JSON is a subset.
+        if let Ok(v) = serde_json::from_str::<Value>(text) {
+            let docs = match v {
+                Value::Array(items) => items,
+                other => vec![other],
+            };
+            return Ok((docs, Format::Json));
+        }
     }
     let mut docs = Vec::new();
     for doc in serde_yaml::Deserializer::from_str(text) {

@@ -273,16 +273,17 @@ impl ClusterPolicy {
             defaults.insert(key, text);
         }
         let c = file.constraints;
-        let duration = |field: &str, v: Option<String>| -> Result<Option<GoDuration>, PolicyFileError> {
-            v.map(|s| {
-                s.parse::<GoDuration>().map_err(|e| {
-                    PolicyFileError::Invalid(format!(
-                        "constraints.{field} {s:?}: {e}; accepted: a Go duration such as 2160h"
-                    ))
+        let duration =
+            |field: &str, v: Option<String>| -> Result<Option<GoDuration>, PolicyFileError> {
+                v.map(|s| {
+                    s.parse::<GoDuration>().map_err(|e| {
+                        PolicyFileError::Invalid(format!(
+                            "constraints.{field} {s:?}: {e}; accepted: a Go duration such as 2160h"
+                        ))
+                    })
                 })
-            })
-            .transpose()
-        };
+                .transpose()
+            };
         let mut algorithms = Vec::new();
         for a in &c.allowed_key_algorithms {
             algorithms.push(KeyAlgorithm::parse(a).ok_or_else(|| {
@@ -301,8 +302,7 @@ impl ClusterPolicy {
             allow_opt_out: c.allow_opt_out,
             allow_mixed_mode: c.allow_mixed_mode,
         };
-        if let (Some(max), Some(min)) = (&constraints.max_duration, &constraints.min_renew_before)
-        {
+        if let (Some(max), Some(min)) = (&constraints.max_duration, &constraints.min_renew_before) {
             if min >= max {
                 return Err(PolicyFileError::Invalid(format!(
                     "constraints.minRenewBefore {min} must be below constraints.maxDuration {max}"

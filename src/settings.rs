@@ -154,7 +154,8 @@ pub struct IssuerRef {
 }
 
 /// Values of `VESPA_TLS_INSECURE_MIXED_MODE` that Vespa understands.
-pub const MIXED_MODE_VALUES: [&str; 2] = ["plaintext_client_mixed_server", "tls_client_mixed_server"];
+pub const MIXED_MODE_VALUES: [&str; 2] =
+    ["plaintext_client_mixed_server", "tls_client_mixed_server"];
 
 /// Everything one csi-driver volume asks cert-manager for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -511,7 +512,10 @@ fn parse_cert_spec(
             origin: String::new(),
         }))
     } else {
-        text(&format!("{issuer_key}-kind"), "accepted: Issuer or ClusterIssuer")
+        text(
+            &format!("{issuer_key}-kind"),
+            "accepted: Issuer or ClusterIssuer",
+        )
     };
     let issuer_group = if from_volume {
         Some(get(&format!("{issuer_key}-group")).unwrap_or(Sourced {
@@ -544,10 +548,18 @@ fn parse_cert_spec(
                 invalid(errors, &n, "accepted: a Kubernetes object name".into());
             }
             if k.value.is_empty() || !k.value.bytes().all(|b| b.is_ascii_alphanumeric()) {
-                invalid(errors, &k, "accepted: a kind such as Issuer or ClusterIssuer".into());
+                invalid(
+                    errors,
+                    &k,
+                    "accepted: a kind such as Issuer or ClusterIssuer".into(),
+                );
             }
             if !g.value.is_empty() && !is_dns_subdomain(&g.value) {
-                invalid(errors, &g, "accepted: an API group such as cert-manager.io".into());
+                invalid(
+                    errors,
+                    &g,
+                    "accepted: an API group such as cert-manager.io".into(),
+                );
             }
             Some(IssuerRef {
                 name: n.value,
@@ -565,36 +577,49 @@ fn parse_cert_spec(
     }
     if let Some(s) = &dns_names {
         if s.value.split(',').any(|n| n.trim().is_empty()) {
-            invalid(errors, s, "accepted: a comma-separated list of DNS names without empty entries".into());
+            invalid(
+                errors,
+                s,
+                "accepted: a comma-separated list of DNS names without empty entries".into(),
+            );
         }
     }
 
     let parse_duration = |errors: &mut Vec<SettingError>, s: &Option<Sourced>| {
-        s.as_ref().and_then(|s| match s.value.parse::<GoDuration>() {
-            Ok(d) if !d.is_zero() => Some(d),
-            Ok(_) => {
-                invalid(errors, s, "accepted: a positive Go duration such as 720h or 90m".into());
-                None
-            }
-            Err(e) => {
-                invalid(errors, s, format!("{e}; accepted: a Go duration such as 720h or 90m"));
-                None
-            }
-        })
+        s.as_ref()
+            .and_then(|s| match s.value.parse::<GoDuration>() {
+                Ok(d) if !d.is_zero() => Some(d),
+                Ok(_) => {
+                    invalid(
+                        errors,
+                        s,
+                        "accepted: a positive Go duration such as 720h or 90m".into(),
+                    );
+                    None
+                }
+                Err(e) => {
+                    invalid(
+                        errors,
+                        s,
+                        format!("{e}; accepted: a Go duration such as 720h or 90m"),
+                    );
+                    None
+                }
+            })
     };
     // The driver's defaults when an attribute is absent from a volume: 720h / 1/3 of it.
-    let duration_v = parse_duration(errors, &duration).or_else(|| {
-        (duration.is_none() && from_volume).then(|| GoDuration::from_hours(720))
-    });
-    let renew_v = parse_duration(errors, &renew_before).or_else(|| {
-        (renew_before.is_none() && from_volume).then(|| GoDuration::from_hours(240))
-    });
+    let duration_v = parse_duration(errors, &duration)
+        .or_else(|| (duration.is_none() && from_volume).then(|| GoDuration::from_hours(720)));
+    let renew_v = parse_duration(errors, &renew_before)
+        .or_else(|| (renew_before.is_none() && from_volume).then(|| GoDuration::from_hours(240)));
     if let (Some(d), Some(r), Some(rs)) = (&duration_v, &renew_v, &renew_before) {
         if r >= d {
             invalid(
                 errors,
                 rs,
-                format!("accepted: a duration below duration {d} (renew-before must be shorter than the certificate's lifetime)"),
+                format!(
+                    "accepted: a duration below duration {d} (renew-before must be shorter than the certificate's lifetime)"
+                ),
             );
         }
     }
@@ -633,7 +658,11 @@ fn parse_cert_spec(
         Some(s) => match s.value.parse::<u32>() {
             Ok(n) => Some(n),
             Err(_) => {
-                invalid(errors, s, "accepted: a number of bits such as 256 or 2048".into());
+                invalid(
+                    errors,
+                    s,
+                    "accepted: a number of bits such as 256 or 2048".into(),
+                );
                 None
             }
         },
@@ -658,7 +687,11 @@ fn parse_cert_spec(
             "PKCS8" => Some(KeyEncoding::Pkcs8),
             "PKCS1" if algorithm == Some(KeyAlgorithm::Rsa) => Some(KeyEncoding::Pkcs1),
             "PKCS1" => {
-                invalid(errors, s, "accepted: PKCS8 (PKCS1 is only valid with key-algorithm RSA)".into());
+                invalid(
+                    errors,
+                    s,
+                    "accepted: PKCS8 (PKCS1 is only valid with key-algorithm RSA)".into(),
+                );
                 None
             }
             _ => {
@@ -679,7 +712,11 @@ fn parse_cert_spec(
         Some(s) => match s.value.parse::<u32>() {
             Ok(n) if (1..=i32::MAX as u32).contains(&n) => Some(n),
             _ => {
-                invalid(errors, s, "accepted: a group id from 1 to 2147483647".into());
+                invalid(
+                    errors,
+                    s,
+                    "accepted: a group id from 1 to 2147483647".into(),
+                );
                 None
             }
         },
@@ -743,7 +780,11 @@ mod tests {
         assert!(check_csi_variables("${POD_NAME}.vespa.svc").is_ok());
         assert!(check_csi_variables("$POD_NAMESPACE").is_ok());
         assert!(check_csi_variables("plain").is_ok());
-        assert!(check_csi_variables("${NODE_NAME}").unwrap_err().contains("NODE_NAME"));
+        assert!(
+            check_csi_variables("${NODE_NAME}")
+                .unwrap_err()
+                .contains("NODE_NAME")
+        );
         assert!(check_csi_variables("${POD_NAME").is_err());
         assert!(check_csi_variables("$").is_err());
     }

@@ -116,8 +116,5 @@ pub fn is_vespa_pod(obj: &Value) -> bool {
 
 /// An object's annotation, if set to a string.
 pub fn annotation<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
-    obj.get("metadata")?
-        .get("annotations")?
-        .get(key)?
-        .as_str()
+    obj.get("metadata")?.get("annotations")?.get(key)?.as_str()
 }

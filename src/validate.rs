@@ -103,7 +103,9 @@ pub fn check(
             {
                 f(
                     format!("{cpath}/env/{i}"),
-                    format!("{ENV_MIXED_MODE} is set, but the cluster policy sets allowMixedMode: false"),
+                    format!(
+                        "{ENV_MIXED_MODE} is set, but the cluster policy sets allowMixedMode: false"
+                    ),
                 );
             }
         }
@@ -118,12 +120,18 @@ pub fn check(
             match mount(part.certs_path) {
                 None => f(
                     format!("{cpath}/volumeMounts"),
-                    format!("missing: a read-only mount at {} of the csi.cert-manager.io volume {:?}", part.certs_path, part.certs_volume),
+                    format!(
+                        "missing: a read-only mount at {} of the csi.cert-manager.io volume {:?}",
+                        part.certs_path, part.certs_volume
+                    ),
                 ),
                 Some((i, m)) => {
                     let mpath = format!("{cpath}/volumeMounts/{i}");
                     if m.get("readOnly") != Some(&Value::Bool(true)) {
-                        f(mpath.clone(), format!("the mount at {} must be readOnly: true", part.certs_path));
+                        f(
+                            mpath.clone(),
+                            format!("the mount at {} must be readOnly: true", part.certs_path),
+                        );
                     }
                     let name = m.get("name").and_then(Value::as_str).unwrap_or_default();
                     match volume(name) {
@@ -138,23 +146,38 @@ pub fn check(
             match mount(part.config_path) {
                 None => f(
                     format!("{cpath}/volumeMounts"),
-                    format!("missing: a read-only mount at {} (subPath {CONFIG_KEY}) of the ConfigMap volume {:?}", part.config_path, part.config_volume),
+                    format!(
+                        "missing: a read-only mount at {} (subPath {CONFIG_KEY}) of the ConfigMap volume {:?}",
+                        part.config_path, part.config_volume
+                    ),
                 ),
                 Some((i, m)) => {
                     let mpath = format!("{cpath}/volumeMounts/{i}");
                     if m.get("subPath").and_then(Value::as_str) != Some(CONFIG_KEY) {
-                        f(mpath.clone(), format!("the mount at {} must have subPath {CONFIG_KEY}", part.config_path));
+                        f(
+                            mpath.clone(),
+                            format!(
+                                "the mount at {} must have subPath {CONFIG_KEY}",
+                                part.config_path
+                            ),
+                        );
                     }
                     let name = m.get("name").and_then(Value::as_str).unwrap_or_default();
                     match volume(name) {
                         Some(v) if v.get("configMap").is_some() => {}
                         Some(_) => f(
                             format!("{}/volumes", t.pointer),
-                            format!("volume {name:?} mounted at {} must be a configMap volume", part.config_path),
+                            format!(
+                                "volume {name:?} mounted at {} must be a configMap volume",
+                                part.config_path
+                            ),
                         ),
                         None => f(
                             format!("{}/volumes", t.pointer),
-                            format!("missing: ConfigMap volume {name:?} mounted at {}", part.config_path),
+                            format!(
+                                "missing: ConfigMap volume {name:?} mounted at {}",
+                                part.config_path
+                            ),
                         ),
                     }
                 }
@@ -200,14 +223,23 @@ fn check_csi_volume(
 ) {
     let vpath = format!("{template}/volumes[name={name}]");
     let Some(csi) = v.get("csi") else {
-        f(vpath, format!("volume {name:?} must be a csi volume of driver {CSI_DRIVER}"));
+        f(
+            vpath,
+            format!("volume {name:?} must be a csi volume of driver {CSI_DRIVER}"),
+        );
         return;
     };
     if csi.get("driver").and_then(Value::as_str) != Some(CSI_DRIVER) {
-        f(vpath.clone(), format!("volume {name:?} must use the csi driver {CSI_DRIVER}"));
+        f(
+            vpath.clone(),
+            format!("volume {name:?} must use the csi driver {CSI_DRIVER}"),
+        );
     }
     if csi.get("readOnly") != Some(&Value::Bool(true)) {
-        f(vpath.clone(), format!("volume {name:?} must have csi.readOnly: true"));
+        f(
+            vpath.clone(),
+            format!("volume {name:?} must have csi.readOnly: true"),
+        );
     }
     let empty = Map::new();
     let attributes = csi

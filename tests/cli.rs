@@ -1,0 +1,251 @@
+//! The offline CLI (`inject`, `check`) as a user runs it: the real binary.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_vespa-tls-webhook"))
+}
+
+fn path(rel: &str) -> String {
+    format!("{}/{rel}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn run(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = bin()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    } else {
+        drop(child.stdin.take());
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn yaml_docs(text: &str) -> Vec<Value> {
+    serde_yaml::Deserializer::from_str(text)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .collect()
+}
+
+fn strip_fingerprint(mut v: Value) -> Value {
+    let a = v["metadata"]["annotations"].as_object_mut().unwrap();
+    assert!(a.remove("tls.vespa.ai/injected").is_some());
+    v["metadata"].as_object_mut().unwrap().remove("annotations");
+    v
+}
+
+const ENABLED: &str = "tls.vespa.ai/injection=enabled";
+
+#[test]
+fn inject_reproduces_seed_step4_and_step5() {
+    let out = run(
+        &[
+            "inject",
+            "-f",
+            &path("tests/golden/seed-step4-stripped.yaml"),
+            "--namespace-label",
+            ENABLED,
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let docs = yaml_docs(&String::from_utf8(out.stdout).unwrap());
+    let step4: Value = serde_yaml::from_str(
+        &std::fs::read_to_string(path("tests/golden/seed-step4-vespaset.yaml")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(docs.len(), 1);
+    assert_eq!(strip_fingerprint(docs[0].clone()), step4);
+
+    let out = run(
+        &[
+            "inject",
+            "-f",
+            &path("tests/golden/seed-step4-stripped.yaml"),
+            "--namespace-label",
+            ENABLED,
+            "--namespace-annotation",
+            "tls.vespa.ai/ingress-issuer-name=ingress-issuer",
+            "-o",
+            "json",
+        ],
+        None,
+    );
+    assert!(out.status.success());
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let step5: Value = serde_yaml::from_str(
+        &std::fs::read_to_string(path("tests/golden/seed-step5-vespaset.yaml")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(v["spec"]["application"], step5["spec"]["application"]);
+}
+
+#[test]
+fn inject_reads_stdin_multi_doc_and_the_namespaces_file() {
+    let pod = r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","namespace":"vespa"},"spec":{"containers":[{"name":"vespa"}]}}"#;
+    let cm =
+        r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c","namespace":"vespa"}}"#;
+    let input = format!("{pod}\n---\n{cm}\n");
+    let out = run(
+        &[
+            "inject",
+            "-f",
+            "-",
+            "--namespaces",
+            &path("examples/namespaces.yaml"),
+        ],
+        Some(&input),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let docs = yaml_docs(&String::from_utf8(out.stdout).unwrap());
+    assert_eq!(docs.len(), 2);
+    assert_eq!(docs[0]["spec"]["volumes"][0]["name"], "tls-certs");
+    assert_eq!(docs[1]["kind"], "ConfigMap");
+    assert!(docs[1].get("spec").is_none());
+    // The default namespace in that file is unlabelled: nothing changes.
+    let out = run(
+        &[
+            "inject",
+            "-f",
+            "-",
+            "-n",
+            "default",
+            "--namespaces",
+            &path("examples/namespaces.yaml"),
+        ],
+        Some(pod),
+    );
+    let docs = yaml_docs(&String::from_utf8(out.stdout).unwrap());
+    assert!(docs[0]["spec"].get("volumes").is_none());
+}
+
+#[test]
+fn inject_exits_1_with_the_reason_when_rejected_and_prints_nothing() {
+    let pod = r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"},"spec":{"containers":[{"name":"vespa","env":[{"name":"VESPA_TLS_CONFIG_FILE","value":"/x"}]}]}}"#;
+    let out = run(
+        &["inject", "-f", "-", "--namespace-label", ENABLED],
+        Some(pod),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("Pod default/p: denied") && err.contains("VESPA_TLS_CONFIG_FILE"),
+        "{err}"
+    );
+
+    let out = run(
+        &[
+            "inject",
+            "-f",
+            "-",
+            "--namespace-label",
+            ENABLED,
+            "--namespace-annotation",
+            "tls.vespa.ai/duration=30d",
+        ],
+        Some(pod),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("tls.vespa.ai/duration"));
+}
+
+#[test]
+fn check_verdicts_and_exit_codes() {
+    let step4 = path("tests/golden/seed-step4-vespaset.yaml");
+    let stripped = path("tests/golden/seed-step4-stripped.yaml");
+    let enforced = "tls.vespa.ai/injection=enforced";
+    let ok = run(
+        &["check", "-f", &step4, "--namespace-label", enforced],
+        None,
+    );
+    assert!(ok.status.success());
+    assert!(
+        String::from_utf8_lossy(&ok.stdout)
+            .contains("allowed VespaSet vespa/vespaset-sample (conformant)")
+    );
+    let denied = run(
+        &["check", "-f", &stripped, "--namespace-label", enforced],
+        None,
+    );
+    assert_eq!(denied.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&denied.stderr).contains("missing: env var VESPA_TLS_CONFIG_FILE")
+    );
+    let warned = run(
+        &["check", "-f", &stripped, "--namespace-label", ENABLED],
+        None,
+    );
+    assert!(warned.status.success());
+    assert!(
+        String::from_utf8_lossy(&warned.stderr)
+            .contains("warning: VespaSet vespa/vespaset-sample: TLS incomplete")
+    );
+}
+
+#[test]
+fn bad_input_exits_2_naming_the_problem() {
+    let cases: &[(&[&str], Option<&str>, &str)] = &[
+        (
+            &["inject", "-f", "/nonexistent.yaml"],
+            None,
+            "cannot read /nonexistent.yaml",
+        ),
+        (&["inject", "-f", "-"], Some("{not json"), "-:"),
+        (
+            &["inject", "-f", "-", "--namespace-label", "novalue"],
+            Some("{}"),
+            "--namespace-label \"novalue\" is not key=value",
+        ),
+        (
+            &["check", "-f", "-", "--policy", "/nonexistent-policy"],
+            Some("{}"),
+            "cannot read /nonexistent-policy",
+        ),
+    ];
+    for (args, stdin, want) in cases {
+        let out = run(args, *stdin);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+    let mut policy = tempfile_path("bad-policy.yaml");
+    std::fs::File::create(&policy)
+        .unwrap()
+        .write_all(b"defaultMode: sometimes\n")
+        .unwrap();
+    let out = run(
+        &["check", "-f", "-", "--policy", policy.to_str().unwrap()],
+        Some("{}"),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--policy: policy file is not valid"));
+    policy.pop();
+}
+
+fn tempfile_path(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("vtw-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}

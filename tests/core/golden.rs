@@ -1,0 +1,133 @@
+//! The seed's manifests are the reference output of the injection.
+
+use serde_json::Value;
+use vespa_tls_webhook::admission::Endpoint;
+use vespa_tls_webhook::policy::ClusterPolicy;
+
+use crate::fixtures::{Obj, mutated, ns, run, without_fingerprint, yaml};
+
+fn step4() -> Value {
+    yaml("tests/golden/seed-step4-vespaset.yaml")
+}
+
+#[test]
+fn stripped_step4_injected_equals_step4() {
+    let out = mutated(
+        Obj::vespaset().json(),
+        &ns("vespa", "enabled"),
+        &ClusterPolicy::default(),
+    );
+    assert_eq!(without_fingerprint(out), step4());
+}
+
+#[test]
+fn missing_pod_templates_are_created_exactly_as_step4() {
+    let input = Obj::vespaset()
+        .remove("/spec/configServer/podTemplate")
+        .remove("/spec/application/podTemplate");
+    let out = mutated(
+        input.json(),
+        &ns("vespa", "enabled"),
+        &ClusterPolicy::default(),
+    );
+    assert_eq!(without_fingerprint(out), step4());
+}
+
+#[test]
+fn missing_spec_and_containers_are_created_exactly_as_step4() {
+    let input = Obj::vespaset()
+        .remove("/spec/configServer/podTemplate/spec")
+        .remove("/spec/application/podTemplate/spec/containers");
+    let out = mutated(
+        input.json(),
+        &ns("vespa", "enabled"),
+        &ClusterPolicy::default(),
+    );
+    assert_eq!(without_fingerprint(out), step4());
+}
+
+#[test]
+fn ingress_annotation_gives_step5_application_and_step4_configserver() {
+    let namespace = ns("vespa", "enabled")
+        .with_annotation("tls.vespa.ai/ingress-issuer-name", "ingress-issuer");
+    let out = without_fingerprint(mutated(
+        Obj::vespaset().json(),
+        &namespace,
+        &ClusterPolicy::default(),
+    ));
+    let step5 = yaml("tests/golden/seed-step5-vespaset.yaml");
+    assert_eq!(out["spec"]["application"], step5["spec"]["application"]);
+    assert_eq!(out["spec"]["configServer"], step4()["spec"]["configServer"]);
+    // Step 5 omits configServer ("remains the same"); everything else is equal.
+    let mut rest = out.clone();
+    rest["spec"].as_object_mut().unwrap().remove("configServer");
+    assert_eq!(rest, step5);
+}
+
+#[test]
+fn step4_itself_is_left_alone_but_for_the_fingerprint() {
+    let d = run(
+        Endpoint::Mutate,
+        &step4(),
+        &ns("vespa", "enabled"),
+        &ClusterPolicy::default(),
+    );
+    assert!(d.allowed);
+    assert_eq!(d.patch.len(), 1, "only the annotation: {:?}", d.patch);
+    assert_eq!(d.patch[0]["path"], "/metadata/annotations");
+}
+
+#[test]
+fn injecting_twice_changes_nothing() {
+    let policy = ClusterPolicy::default();
+    let namespace = ns("vespa", "enabled")
+        .with_annotation("tls.vespa.ai/ingress-issuer-name", "ingress-issuer");
+    let once = mutated(Obj::vespaset().json(), &namespace, &policy);
+    let d = run(Endpoint::Mutate, &once, &namespace, &policy);
+    assert!(d.allowed);
+    assert!(d.patch.is_empty(), "second patch: {:?}", d.patch);
+    assert_eq!(d.reason, "already-injected");
+}
+
+#[test]
+fn step4_and_step5_pass_validation_in_enforced_namespaces() {
+    let policy = ClusterPolicy::default();
+    let d = run(
+        Endpoint::Validate,
+        &step4(),
+        &ns("vespa", "enforced"),
+        &policy,
+    );
+    assert!(d.allowed, "{}", d.message);
+    assert_eq!(d.reason, "conformant");
+    let namespace = ns("vespa", "enforced")
+        .with_annotation("tls.vespa.ai/ingress-issuer-name", "ingress-issuer");
+    let mut step5 = yaml("tests/golden/seed-step5-vespaset.yaml");
+    step5["spec"]["configServer"] = step4()["spec"]["configServer"].clone();
+    let d = run(Endpoint::Validate, &step5, &namespace, &policy);
+    assert!(d.allowed, "{}", d.message);
+    // Step 4 lacks the ingress parts the namespace now asks for.
+    let d = run(Endpoint::Validate, &step4(), &namespace, &policy);
+    assert!(!d.allowed);
+    assert!(
+        d.message.contains("VESPA_TLS_CONFIG_FILE_INGRESS"),
+        "{}",
+        d.message
+    );
+}
+
+#[test]
+fn every_golden_file_is_used() {
+    let dir = crate::fixtures::repo_path("tests/golden");
+    let used = [
+        "seed-step4-stripped.yaml",
+        "seed-step4-vespaset.yaml",
+        "seed-step5-vespaset.yaml",
+    ];
+    let mut found: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    found.sort();
+    assert_eq!(found, used, "a golden file is unused or missing");
+}

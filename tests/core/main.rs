@@ -1,0 +1,9 @@
+//! Tests of the pure core: golden files from the seed, table tests of every
+//! setting, mode and conflict, and property tests.
+
+mod fixtures;
+mod golden;
+mod inject_table;
+mod policy_table;
+mod props;
+mod validate_table;
