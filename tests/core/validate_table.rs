@@ -225,3 +225,15 @@ fn only_label_admins_may_downgrade_enforced() {
     let review = create_review(&namespace(Some("enforced")), "");
     assert!(decide(Endpoint::Validate, &review, &ClusterPolicy::default(), None).allowed);
 }
+
+#[test]
+fn objects_being_deleted_are_never_blocked() {
+    let gone = Obj::vespaset()
+        .with_annotation("tls.vespa.ai/inject", "false")
+        .set("/metadata/deletionTimestamp", json!("2026-11-28T00:00:00Z"));
+    for endpoint in [Endpoint::Mutate, Endpoint::Validate] {
+        let d = run_update(endpoint, gone.json(), gone.json(), &ns("vespa", "enforced"), &ClusterPolicy::default());
+        assert!(d.allowed && d.patch.is_empty(), "{endpoint:?}: {}", d.message);
+        assert_eq!(d.reason, "deleting");
+    }
+}

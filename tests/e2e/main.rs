@@ -1,0 +1,603 @@
+//! End-to-end tests through a real kube-apiserver (1.20.2) and etcd, started by
+//! `tests/e2e/control-plane.sh up`. Our real binary serves the webhook on
+//! 127.0.0.1; the configurations registered are `deploy/webhook-configurations.yaml`
+//! with `clientConfig.service` turned into `url` and the test CA as `caBundle`.
+//!
+//! Run: `tests/e2e/control-plane.sh up && eval "$(tests/e2e/control-plane.sh env)" &&
+//! cargo test --test e2e`. Without `VTW_E2E_KUBECONFIG` the suite is skipped with a
+//! message — except under `CI`, where that is a failure.
+//!
+//! A custom harness (`harness = false`): the scenarios share one webhook process
+//! and one registration, run in order, and the summary line gives their count.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use base64::Engine;
+use k8s_openapi::api::admissionregistration::v1::{
+    MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
+};
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::{Client, Config};
+use serde_json::{Value, json};
+
+type Scenario = fn(Ctx) -> Pin<Box<dyn Future<Output = Result<()>>>>;
+
+#[derive(Clone)]
+struct Ctx {
+    client: Client,
+    kubeconfig: String,
+    run_id: String,
+}
+
+fn repo(rel: &str) -> String {
+    format!("{}/{rel}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn yaml_file(rel: &str) -> Value {
+    serde_yaml::from_str(&std::fs::read_to_string(repo(rel)).expect("read fixture"))
+        .expect("parse fixture")
+}
+
+fn vespaset_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("k8s.ai.vespa", "v1", "VespaSet"),
+        "vespasets",
+    )
+}
+
+impl Ctx {
+    fn vespasets(&self, ns: &str) -> Api<DynamicObject> {
+        Api::namespaced_with(self.client.clone(), ns, &vespaset_resource())
+    }
+
+    fn pods(&self, ns: &str) -> Api<Pod> {
+        Api::namespaced(self.client.clone(), ns)
+    }
+
+    /// A fresh namespace (namespaces cannot be deleted here: no controller-manager).
+    async fn namespace(&self, prefix: &str, labels: Value, annotations: Value) -> Result<String> {
+        let name = format!("{prefix}-{}", self.run_id);
+        ensure_namespace(&self.client, &name, labels, annotations).await?;
+        Ok(name)
+    }
+
+    async fn create_vespaset(&self, ns: &str, mut obj: Value) -> Result<Value> {
+        obj["metadata"]["namespace"] = json!(ns);
+        let dynamic: DynamicObject = serde_json::from_value(obj)?;
+        let created = self
+            .vespasets(ns)
+            .create(&PostParams::default(), &dynamic)
+            .await?;
+        Ok(serde_json::to_value(created)?)
+    }
+
+    async fn create_pod(&self, ns: &str, name: &str, containers: Value, labels: Value) -> Result<Value> {
+        let pod: Pod = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": ns, "labels": labels},
+            "spec": {"containers": containers}
+        }))?;
+        Ok(serde_json::to_value(self.pods(ns).create(&PostParams::default(), &pod).await?)?)
+    }
+}
+
+/// The namespace-name label Kubernetes ≥ 1.21 sets itself (1.20 does not).
+async fn ensure_namespace(client: &Client, name: &str, labels: Value, annotations: Value) -> Result<()> {
+    let mut labels = labels;
+    labels["kubernetes.io/metadata.name"] = json!(name);
+    let ns: Namespace = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": name, "labels": labels, "annotations": annotations}
+    }))?;
+    let api: Api<Namespace> = Api::all(client.clone());
+    match api.create(&PostParams::default(), &ns).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 409 => {
+            api.patch(name, &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": labels, "annotations": annotations}})))
+                .await?;
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn labelled(mode: &str) -> Value {
+    json!({"tls.vespa.ai/injection": mode})
+}
+
+/// Server-set metadata and our fingerprint removed, for comparing with the seed.
+fn as_written(mut v: Value) -> Value {
+    let meta = v["metadata"].as_object_mut().expect("metadata");
+    for k in ["uid", "resourceVersion", "creationTimestamp", "generation", "managedFields", "selfLink"] {
+        meta.remove(k);
+    }
+    if let Some(a) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
+        a.remove("tls.vespa.ai/injected");
+        if a.is_empty() {
+            meta.remove("annotations");
+        }
+    }
+    v
+}
+
+fn denial(e: anyhow::Error) -> String {
+    e.to_string()
+}
+
+// ---------------------------------------------------------------- scenarios
+
+fn enabled_vespaset_is_stored_as_seed_step4(ctx: Ctx) -> Pin<Box<dyn Future<Output = Result<()>>>> {
+    Box::pin(async move {
+        // The seed's attributes name namespace `vespa`; recreate the object there.
+        ensure_namespace(&ctx.client, "vespa", labelled("enabled"), json!({})).await?;
+        let api = ctx.vespasets("vespa");
+        let _ = api.delete("vespaset-sample", &DeleteParams::default()).await;
+        let stored = ctx
+            .create_vespaset("vespa", yaml_file("tests/golden/seed-step4-stripped.yaml"))
+            .await?;
+        let fingerprint = stored.pointer("/metadata/annotations/tls.vespa.ai~1injected").cloned();
+        ensure!(fingerprint.is_some(), "no fingerprint annotation on {stored}");
+        let got = api.get("vespaset-sample").await?;
+        ensure!(
+            as_written(serde_json::to_value(got)?) == yaml_file("tests/golden/seed-step4-vespaset.yaml"),
+            "stored VespaSet differs from seed Step 4"
+        );
+        Ok(())
+    })
+}
+
+fn ingress_annotation_gives_seed_step5(ctx: Ctx) -> Pin<Box<dyn Future<Output = Result<()>>>> {
+    Box::pin(async move {
+        // Same names as the seed through annotations: they change the injected attributes.
+        let ns = ctx
+            .namespace("e2e-ingress", labelled("enabled"), json!({
+                "tls.vespa.ai/ingress-issuer-name": "ingress-issuer",
+                "tls.vespa.ai/dns-names": "*.vespa.svc.cluster.local,localhost",
+                "tls.vespa.ai/common-name": "${POD_NAME}.vespa.svc.cluster.local",
+            }))
+            .await?;
+        let stored = ctx
+            .create_vespaset(&ns, yaml_file("tests/golden/seed-step4-stripped.yaml"))
+            .await?;
+        let step5 = yaml_file("tests/golden/seed-step5-vespaset.yaml");
+        let step4 = yaml_file("tests/golden/seed-step4-vespaset.yaml");
+        ensure!(stored["spec"]["application"] == step5["spec"]["application"], "application differs from Step 5: {}", stored["spec"]["application"]);
+        ensure!(stored["spec"]["configServer"] == step4["spec"]["configServer"], "configServer differs from Step 4");
+        Ok(())
+    })
+}
+
+fn pods_injected_only_with_a_vespa_container(ctx: Ctx) -> Pin<Box<dyn Future<Output = Result<()>>>> {
+    Box::pin(async move {
+        let ns = ctx.namespace("e2e-pods", labelled("enabled"), json!({})).await?;
+        let app = ctx
+            .create_pod(&ns, "app", json!([{"name": "vespa", "image": "vespaengine/vespa"}]), json!({}))
+            .await?;
+        let names: Vec<&str> = app["spec"]["volumes"].as_array().context("volumes")?.iter().filter_map(|v| v["name"].as_str()).collect();
+        ensure!(names.contains(&"tls-certs") && names.contains(&"tls-config"), "app pod volumes {names:?}");
+        ensure!(app["spec"]["containers"][0]["env"][0]["name"] == "VESPA_TLS_CONFIG_FILE");
+        let other = ctx
+            .create_pod(&ns, "nginx", json!([{"name": "nginx", "image": "nginx"}]), json!({}))
+            .await?;
+        ensure!(other["metadata"].get("annotations").is_none(), "non-Vespa pod annotated");
+        ensure!(other["spec"]["containers"][0].get("env").is_none(), "non-Vespa pod got env");
+        Ok(())
+    })
+}
+
+fn unlabelled_namespaces_are_untouched(ctx: Ctx) -> Pin<Box<dyn Future<Output = Result<()>>>> {
+    Box::pin(async move {
+        let ns = ctx.namespace("e2e-plain", json!({}), json!({})).await?;
+        let stored = ctx
+            .create_vespaset(&ns, yaml_file("tests/golden/seed-step4-stripped.yaml"))
+            .await?;
+        ensure!(stored["metadata"].get("annotations").is_none(), "annotated in unlabelled namespace");
+        ensure!(stored["spec"]["application"]["podTemplate"]["spec"].get("volumes").is_none());
+        Ok(())
+    })
+}
+
+fn enforced_rejects_opt_out_conflicts_and_tls_removal(ctx: Ctx) -> Pin<Box<dyn Future<Output = Result<()>>>> {
+    Box::pin(async move {
+        let ns = ctx.namespace("e2e-enforced", labelled("enforced"), json!({})).await?;
+        let base = yaml_file("tests/golden/seed-step4-stripped.yaml");
+
+        let mut opt_out = base.clone();
+        opt_out["metadata"]["name"] = json!("opt-out");
+        opt_out["metadata"]["annotations"] = json!({"tls.vespa.ai/inject": "false"});
+        let e = ctx.create_vespaset(&ns, opt_out).await.err().context("opt-out accepted")?;
+        ensure!(denial(e).contains("is not allowed where TLS is enforced"), "opt-out denial");
+
+        let mut conflict = base.clone();
+        conflict["metadata"]["name"] = json!("conflict");
+        conflict["spec"]["application"]["podTemplate"]["spec"]["volumes"] = json!([{"name": "tls-certs", "hostPath": {"path": "/etc/ssl"}}]);
+        let e = ctx.create_vespaset(&ns, conflict).await.err().context("conflict accepted")?;
+        let msg = denial(e);
+        // The webhook's message reaches the client verbatim.
+        ensure!(
+            msg.contains("admission webhook \"vespasets.tls.vespa.ai\" denied the request")
+                && msg.contains("volume \"tls-certs\" at /spec/application/podTemplate/spec/volumes/0 conflicts with TLS injection: the object has {\"hostPath\":{\"path\":\"/etc/ssl\"},\"name\":\"tls-certs\"}"),
+            "conflict denial: {msg}"
+        );
+
+        let mut ok = base.clone();
+        ok["metadata"]["name"] = json!("conformant");
+        let stored = ctx.create_vespaset(&ns, ok).await?;
+        ensure!(stored["spec"]["configServer"]["podTemplate"]["spec"]["volumes"][0]["name"] == "tls-certs");
+
+        // UPDATE that removes TLS (opt-out is the only way past injection): rejected.
+        let mut removed = stored.clone();
+        removed["metadata"]["annotations"]["tls.vespa.ai/inject"] = json!("false");
+        removed["spec"]["application"]["podTemplate"]["spec"].as_object_mut().context("spec")?.remove("volumes");
+        let dynamic: DynamicObject = serde_json::from_value(removed)?;
+        let e = ctx.vespasets(&ns).replace("conformant", &PostParams::default(), &dynamic).await.err().context("TLS removal accepted")?;
+        ensure!(e.to_string().contains("tls.vespa.ai/inject"), "removal denial: {e}");
+
+        // UPDATE that drops TLS from the manifest (a plain re-apply): TLS is restored.
+        let mut reapplied = serde_json::to_value(ctx.vespasets(&ns).get("conformant").await?)?;
+        reapplied["spec"]["application"]["podTemplate"] = json!({"spec": {"containers": [{"name": "vespa"}]}});
+        let dynamic: DynamicObject = serde_json::from_value(reapplied)?;
+        let back = serde_json::to_value(ctx.vespasets(&ns).replace("conformant", &PostParams::default(), &dynamic).await?)?;
+        ensure!(back["spec"]["application"]["podTemplate"]["spec"]["volumes"][0]["name"] == "tls-certs", "TLS not restored on update");
+
+        // A Vespa pod without TLS cannot slip in while the mutating webhook works.
+        let pod = ctx.create_pod(&ns, "p", json!([{"name": "vespa", "image": "v"}]), json!({})).await?;
+        ensure!(pod["spec"]["volumes"].as_array().is_some_and(|v| v.iter().any(|v| v["name"] == "tls-certs")));
+        Ok(())
+    })
+}
+
+fn namespace_annotations_change_attributes_and_invalid_ones_deny(ctx: Ctx) -> Pin<Box<dyn Future<Output = Result<()>>>> {
+    Box::pin(async move {
+        let ns = ctx
+            .namespace("e2e-annotated", labelled("enabled"), json!({"tls.vespa.ai/duration": "100h", "tls.vespa.ai/key-algorithm": "RSA"}))
+            .await?;
+        let pod = ctx.create_pod(&ns, "p", json!([{"name": "vespa", "image": "v"}]), json!({})).await?;
+        let attrs = &pod["spec"]["volumes"][0]["csi"]["volumeAttributes"];
+        ensure!(attrs["csi.cert-manager.io/duration"] == "100h" && attrs["csi.cert-manager.io/key-size"] == "2048", "attributes {attrs}");
+
+        let bad = ctx.namespace("e2e-invalid", labelled("enabled"), json!({"tls.vespa.ai/key-size": "7"})).await?;
+        let e = ctx.create_pod(&bad, "p", json!([{"name": "vespa", "image": "v"}]), json!({})).await.err().context("invalid annotation accepted")?;
+        let msg = e.to_string();
+        ensure!(msg.contains("namespace annotation tls.vespa.ai/key-size: \"7\" is invalid") && msg.contains("256, 384 or 521"), "invalid annotation denial: {msg}");
+        Ok(())
+    })
+}
+
+fn label_changes_apply_without_restart(ctx: Ctx) -> Pin<Box<dyn Future<Output = Result<()>>>> {
+    Box::pin(async move {
+        let ns = ctx.namespace("e2e-relabel", json!({}), json!({})).await?;
+        let pod = ctx.create_pod(&ns, "before", json!([{"name": "vespa", "image": "v"}]), json!({})).await?;
+        ensure!(pod["spec"].get("volumes").is_none_or(|v| !v.to_string().contains("tls-certs")), "injected before labelling");
+        let api: Api<Namespace> = Api::all(ctx.client.clone());
+        api.patch(&ns, &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": labelled("enabled")}}))).await?;
+        let start = Instant::now();
+        for i in 0.. {
+            let pod = ctx.create_pod(&ns, &format!("after-{i}"), json!([{"name": "vespa", "image": "v"}]), json!({})).await?;
+            if pod["spec"]["volumes"].to_string().contains("tls-certs") {
+                println!("    label change took effect after {:?}", start.elapsed());
+                return Ok(());
+            }
+            if start.elapsed() > Duration::from_secs(10) {
+                bail!("label change not seen within 10 s");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        unreachable!()
+    })
+}
+
+fn system_and_own_namespaces_are_never_sent(ctx: Ctx) -> Pin<Box<dyn Future<Output = Result<()>>>> {
+    Box::pin(async move {
+        // Our server is started with `excludedNamespaces: []`: only the selector protects these.
+        for ns in ["kube-system", "vespa-tls-webhook"] {
+            ensure_namespace(&ctx.client, ns, labelled("enforced"), json!({})).await?;
+            let name = format!("sys-{}", ctx.run_id);
+            let pod = ctx.create_pod(ns, &name, json!([{"name": "vespa", "image": "v"}]), json!({})).await?;
+            ensure!(pod["spec"].get("volumes").is_none_or(|v| !v.to_string().contains("tls-certs")), "{ns} pod was sent to the webhook");
+            let _ = ctx.pods(ns).delete(&name, &DeleteParams::default().grace_period(0)).await;
+        }
+        // Leave kube-system as it was.
+        let api: Api<Namespace> = Api::all(ctx.client.clone());
+        api.patch("kube-system", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"tls.vespa.ai/injection": null}}}))).await?;
+        Ok(())
+    })
+}
+
+fn dry_run_gets_the_same_answer_and_stores_nothing(ctx: Ctx) -> Pin<Box<dyn Future<Output = Result<()>>>> {
+    Box::pin(async move {
+        let ns = ctx.namespace("e2e-dryrun", labelled("enabled"), json!({})).await?;
+        let mut obj = yaml_file("tests/golden/seed-step4-stripped.yaml");
+        obj["metadata"]["namespace"] = json!(ns);
+        let dynamic: DynamicObject = serde_json::from_value(obj)?;
+        let answered = serde_json::to_value(ctx.vespasets(&ns).create(&PostParams { dry_run: true, ..Default::default() }, &dynamic).await?)?;
+        ensure!(answered["spec"]["application"]["podTemplate"]["spec"]["volumes"][0]["name"] == "tls-certs", "dry run not injected");
+        ensure!(ctx.vespasets(&ns).get_opt("vespaset-sample").await?.is_none(), "dry run stored the object");
+        let enforced = ctx.namespace("e2e-dryrun-enforced", labelled("enforced"), json!({})).await?;
+        let mut bad = yaml_file("tests/golden/seed-step4-stripped.yaml");
+        bad["metadata"]["namespace"] = json!(enforced);
+        bad["metadata"]["annotations"] = json!({"tls.vespa.ai/inject": "false"});
+        let dynamic: DynamicObject = serde_json::from_value(bad)?;
+        ensure!(ctx.vespasets(&enforced).create(&PostParams { dry_run: true, ..Default::default() }, &dynamic).await.is_err(), "dry run of a denied object succeeded");
+        Ok(())
+    })
+}
+
+fn only_label_admins_may_downgrade_enforced(ctx: Ctx) -> Pin<Box<dyn Future<Output = Result<()>>>> {
+    Box::pin(async move {
+        let ns = ctx.namespace("e2e-protected", labelled("enforced"), json!({})).await?;
+        // alice may edit namespaces (RBAC) but is not a label admin.
+        let rbac = json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": "e2e-namespace-editor"},
+            "rules": [{"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "patch", "update"]}]
+        });
+        let binding = json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": "e2e-namespace-editor"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "e2e-namespace-editor"},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "alice"}]
+        });
+        apply(&ctx.client, rbac).await?;
+        apply(&ctx.client, binding).await?;
+        let mut config = Config::from_custom_kubeconfig(Kubeconfig::read_from(&ctx.kubeconfig)?, &KubeConfigOptions::default()).await?;
+        config.auth_info.impersonate = Some("alice".into());
+        config.auth_info.impersonate_groups = Some(vec!["developers".into()]);
+        let alice: Api<Namespace> = Api::all(Client::try_from(config)?);
+        let downgrade = Patch::Merge(json!({"metadata": {"labels": {"tls.vespa.ai/injection": "enabled"}}}));
+        let e = alice.patch(&ns, &PatchParams::default(), &downgrade).await.err().context("alice downgraded enforced")?;
+        ensure!(e.to_string().contains("only the cluster policy's labelAdmins may"), "downgrade denial: {e}");
+        alice.patch(&ns, &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"team": "search"}}}))).await.context("unrelated label edit")?;
+        let admin: Api<Namespace> = Api::all(ctx.client.clone());
+        admin.patch(&ns, &PatchParams::default(), &downgrade).await.context("admin downgrade")?;
+        Ok(())
+    })
+}
+
+fn webhook_down_fail_blocks_only_selected_namespaces_ignore_proceeds(ctx: Ctx) -> Pin<Box<dyn Future<Output = Result<()>>>> {
+    Box::pin(async move {
+        // Our own configurations, renamed, pointing at a closed port, selecting `e2e-down=yes`.
+        let dead = closed_port();
+        let selector = json!({"matchLabels": {"e2e-down": "yes"}});
+        let (mut mutating, mut validating) = registrations(&format!("https://127.0.0.1:{dead}"), &[]);
+        for (cfg, name) in [(&mut mutating, "e2e-down-ignore"), (&mut validating, "e2e-down-fail")] {
+            cfg["metadata"] = json!({"name": name});
+            for w in cfg["webhooks"].as_array_mut().context("webhooks")? {
+                w["namespaceSelector"] = selector.clone();
+                w.as_object_mut().context("webhook")?.remove("objectSelector");
+            }
+        }
+        validating["webhooks"].as_array_mut().context("webhooks")?.retain(|w| w["name"] != "namespaces.tls.vespa.ai");
+        // Mutating only first: failurePolicy Ignore lets creation proceed, without TLS.
+        apply(&ctx.client, mutating.clone()).await?;
+        let down = ctx.namespace("e2e-down", json!({"e2e-down": "yes"}), json!({})).await?;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let pod = ctx.create_pod(&down, "ignored", json!([{"name": "vespa", "image": "v"}]), json!({})).await?;
+        ensure!(pod["spec"].get("volumes").is_none_or(|v| !v.to_string().contains("tls-certs")));
+        // Then validating: failurePolicy Fail blocks the selected namespace only.
+        apply(&ctx.client, validating.clone()).await?;
+        let blocked = wait_for_error(|| ctx.create_vespaset(&down, yaml_file("tests/golden/seed-step4-stripped.yaml"))).await?;
+        ensure!(blocked.contains("failed calling webhook"), "blocked with {blocked}");
+        let free = ctx.namespace("e2e-up", json!({}), json!({})).await?;
+        ctx.create_vespaset(&free, yaml_file("tests/golden/seed-step4-stripped.yaml")).await.context("unselected namespace blocked")?;
+        let m: Api<MutatingWebhookConfiguration> = Api::all(ctx.client.clone());
+        let v: Api<ValidatingWebhookConfiguration> = Api::all(ctx.client.clone());
+        m.delete("e2e-down-ignore", &DeleteParams::default()).await?;
+        v.delete("e2e-down-fail", &DeleteParams::default()).await?;
+        Ok(())
+    })
+}
+
+async fn wait_for_error<F, Fut>(f: F) -> Result<String>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<Value>>,
+{
+    let start = Instant::now();
+    loop {
+        match f().await {
+            Err(e) => return Ok(e.to_string()),
+            Ok(_) if start.elapsed() > Duration::from_secs(10) => bail!("never blocked"),
+            Ok(_) => tokio::time::sleep(Duration::from_millis(300)).await,
+        }
+    }
+}
+
+// ---------------------------------------------------------------- setup
+
+fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+/// The deploy configurations, pointed at `base` with `ca_pem` as caBundle.
+fn registrations(base: &str, ca_pem: &[u8]) -> (Value, Value) {
+    let text = std::fs::read_to_string(repo("deploy/webhook-configurations.yaml")).expect("deploy file");
+    let mut docs: Vec<Value> = serde_yaml::Deserializer::from_str(&text)
+        .map(|d| serde::Deserialize::deserialize(d).expect("yaml"))
+        .collect();
+    let bundle = base64::engine::general_purpose::STANDARD.encode(ca_pem);
+    for doc in &mut docs {
+        if let Some(a) = doc["metadata"].as_object_mut() {
+            a.remove("annotations");
+        }
+        for w in doc["webhooks"].as_array_mut().expect("webhooks") {
+            let path = w["clientConfig"]["service"]["path"].as_str().expect("path").to_string();
+            w["clientConfig"] = json!({"url": format!("{base}{path}"), "caBundle": bundle});
+        }
+    }
+    let m = docs.iter().find(|d| d["kind"] == "MutatingWebhookConfiguration").expect("mutating").clone();
+    let v = docs.iter().find(|d| d["kind"] == "ValidatingWebhookConfiguration").expect("validating").clone();
+    (m, v)
+}
+
+async fn apply(client: &Client, obj: Value) -> Result<()> {
+    let kind = obj["kind"].as_str().context("kind")?.to_string();
+    let name = obj["metadata"]["name"].as_str().context("name")?.to_string();
+    let params = PatchParams::apply("vespa-tls-webhook-e2e").force();
+    macro_rules! ssa {
+        ($t:ty) => {{
+            let api: Api<$t> = Api::all(client.clone());
+            api.patch(&name, &params, &Patch::Apply(serde_json::from_value::<$t>(obj)?)).await?;
+        }};
+    }
+    match kind.as_str() {
+        "MutatingWebhookConfiguration" => ssa!(MutatingWebhookConfiguration),
+        "ValidatingWebhookConfiguration" => ssa!(ValidatingWebhookConfiguration),
+        "ClusterRole" => ssa!(k8s_openapi::api::rbac::v1::ClusterRole),
+        "ClusterRoleBinding" => ssa!(k8s_openapi::api::rbac::v1::ClusterRoleBinding),
+        other => bail!("cannot apply {other}"),
+    }
+    Ok(())
+}
+
+struct Webhook {
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Webhook {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Start our binary with fresh certificates; returns it and the CA PEM.
+async fn start_webhook(kubeconfig: &str) -> Result<(Webhook, u16, Vec<u8>)> {
+    let dir = tempfile::tempdir()?;
+    let ca_key = rcgen::KeyPair::generate()?;
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new())?;
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(rcgen::DnType::CommonName, "e2e webhook CA");
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key)?;
+    let key = rcgen::KeyPair::generate()?;
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()])?;
+    params.subject_alt_names.push(rcgen::SanType::IpAddress("127.0.0.1".parse()?));
+    let cert = params.signed_by(&key, &ca)?;
+    std::fs::write(dir.path().join("tls.crt"), cert.pem())?;
+    std::fs::write(dir.path().join("tls.key"), key.serialize_pem())?;
+    std::fs::write(dir.path().join("policy.yaml"), "excludedNamespaces: []\n")?;
+    let port = closed_port();
+    let log = std::fs::File::create(std::env::temp_dir().join("vespa-tls-webhook-e2e.log"))?;
+    let child = Command::new(env!("CARGO_BIN_EXE_vespa-tls-webhook"))
+        .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
+        .arg("--tls-cert").arg(dir.path().join("tls.crt"))
+        .arg("--tls-key").arg(dir.path().join("tls.key"))
+        .arg("--policy").arg(dir.path().join("policy.yaml"))
+        .args(["--kubeconfig", kubeconfig, "--log-format", "json"])
+        .env_remove("POD_NAMESPACE")
+        .stdout(Stdio::from(log.try_clone()?))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .context("start vespa-tls-webhook")?;
+    let webhook = Webhook { child, _dir: dir };
+    // Ready when /readyz answers 200 (certificate loaded, namespace view synced).
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.der().clone())?;
+    let tls = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+    let http = reqwest::Client::builder().use_preconfigured_tls(tls).build()?;
+    let url = format!("https://127.0.0.1:{port}/readyz");
+    let start = Instant::now();
+    loop {
+        if let Ok(r) = http.get(&url).send().await {
+            if r.status().is_success() {
+                break;
+            }
+        }
+        if start.elapsed() > Duration::from_secs(20) {
+            bail!("webhook not ready within 20 s; see {}", std::env::temp_dir().join("vespa-tls-webhook-e2e.log").display());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok((webhook, port, ca.pem().into_bytes()))
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> std::process::ExitCode {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let Ok(kubeconfig) = std::env::var("VTW_E2E_KUBECONFIG") else {
+        let how = "tests/e2e/control-plane.sh up && eval \"$(tests/e2e/control-plane.sh env)\" && cargo test --test e2e";
+        if std::env::var_os("CI").is_some() {
+            eprintln!("e2e: VTW_E2E_KUBECONFIG is not set under CI; the control plane must be up ({how})");
+            return std::process::ExitCode::FAILURE;
+        }
+        println!("e2e: SKIPPED — no control plane. Run: {how}");
+        return std::process::ExitCode::SUCCESS;
+    };
+    match run_all(&kubeconfig).await {
+        Ok(true) => std::process::ExitCode::SUCCESS,
+        Ok(false) => std::process::ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("e2e: setup failed: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_all(kubeconfig: &str) -> Result<bool> {
+    let config = Config::from_custom_kubeconfig(Kubeconfig::read_from(kubeconfig)?, &KubeConfigOptions::default()).await?;
+    let client = Client::try_from(config)?;
+    let (webhook, port, ca) = start_webhook(kubeconfig).await?;
+    let (m, v) = registrations(&format!("https://127.0.0.1:{port}"), &ca);
+    apply(&client, m).await?;
+    apply(&client, v).await?;
+    // Registrations take effect asynchronously in the apiserver.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let run_id = format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() % 0xffffff);
+    let ctx = Ctx { client: client.clone(), kubeconfig: kubeconfig.to_string(), run_id };
+    let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let scenarios: &[(&str, Scenario)] = &[
+        ("enabled_vespaset_is_stored_as_seed_step4", enabled_vespaset_is_stored_as_seed_step4),
+        ("ingress_annotation_gives_seed_step5", ingress_annotation_gives_seed_step5),
+        ("pods_injected_only_with_a_vespa_container", pods_injected_only_with_a_vespa_container),
+        ("unlabelled_namespaces_are_untouched", unlabelled_namespaces_are_untouched),
+        ("enforced_rejects_opt_out_conflicts_and_tls_removal", enforced_rejects_opt_out_conflicts_and_tls_removal),
+        ("namespace_annotations_change_attributes_and_invalid_ones_deny", namespace_annotations_change_attributes_and_invalid_ones_deny),
+        ("label_changes_apply_without_restart", label_changes_apply_without_restart),
+        ("system_and_own_namespaces_are_never_sent", system_and_own_namespaces_are_never_sent),
+        ("dry_run_gets_the_same_answer_and_stores_nothing", dry_run_gets_the_same_answer_and_stores_nothing),
+        ("only_label_admins_may_downgrade_enforced", only_label_admins_may_downgrade_enforced),
+        ("webhook_down_fail_blocks_only_selected_namespaces_ignore_proceeds", webhook_down_fail_blocks_only_selected_namespaces_ignore_proceeds),
+    ];
+    let (mut passed, mut failed) = (0, 0);
+    for (name, scenario) in scenarios {
+        if filter.as_deref().is_some_and(|f| !name.contains(f)) {
+            continue;
+        }
+        let start = Instant::now();
+        match tokio::time::timeout(Duration::from_secs(60), scenario(ctx.clone())).await {
+            Ok(Ok(())) => {
+                passed += 1;
+                println!("e2e {name} ... ok ({:?})", start.elapsed());
+            }
+            Ok(Err(e)) => {
+                failed += 1;
+                println!("e2e {name} ... FAILED: {e:#}");
+            }
+            Err(_) => {
+                failed += 1;
+                println!("e2e {name} ... FAILED: timed out");
+            }
+        }
+    }
+    // Unregister so the control plane is usable after the suite.
+    let mapi: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
+    let vapi: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+    let _ = mapi.delete("vespa-tls-webhook", &DeleteParams::default()).await;
+    let _ = vapi.delete("vespa-tls-webhook", &DeleteParams::default()).await;
+    drop(webhook);
+    println!("e2e result: {passed} passed; {failed} failed (against kube-apiserver, webhook on 127.0.0.1:{port})");
+    if passed == 0 && failed == 0 {
+        println!("e2e: no scenario matched the filter");
+        return Ok(false);
+    }
+    Ok(failed == 0)
+}
