@@ -40,9 +40,9 @@ pub enum LogFormat {
 /// `serve` flags.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
-    /// HTTPS listen address.
-    #[arg(long, env = "VTW_ADDR", default_value = "0.0.0.0:8443")]
-    pub addr: SocketAddr,
+    /// HTTPS listen address [default: 0.0.0.0:8443; 127.0.0.1:8443 with --dev].
+    #[arg(long, env = "VTW_ADDR")]
+    pub addr: Option<SocketAddr>,
     /// Optional plain-HTTP listener for /metrics, /healthz and /readyz (for scrapers).
     #[arg(long, env = "VTW_METRICS_ADDR")]
     pub metrics_addr: Option<SocketAddr>,

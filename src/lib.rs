@@ -12,13 +12,21 @@
 
 pub mod admission;
 pub mod cli;
+pub mod dev;
 pub mod duration;
+pub mod file_watch;
 pub mod inject;
 pub mod layout;
+pub mod logging;
+pub mod metrics;
+pub mod namespace_view;
 pub mod namespaces;
 pub mod offline;
 pub mod policy;
+pub mod policy_watch;
 pub mod serve;
+pub mod server;
 pub mod settings;
 pub mod target;
+pub mod tls;
 pub mod validate;

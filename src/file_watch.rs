@@ -1,0 +1,212 @@
+//! Polling for files that change under a running process.
+//!
+//! Kubernetes Secret and ConfigMap volumes replace their files by swapping a
+//! `..data` symlink, which inotify-style watches on the file paths miss. So the
+//! webhook polls: every interval it reads the files *through* their paths (following
+//! symlinks), fingerprints the contents, and hands them to a callback when the
+//! fingerprint differs from the last one it saw. A read error is a state too: it
+//! is reported once, and again only after the files were readable in between or the
+//! error changed.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use tokio::task::JoinHandle;
+
+/// A SHA-256 over the contents of a set of files (length-prefixed, in order).
+pub type Fingerprint = [u8; 32];
+
+/// The contents of the watched files at one moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// One entry per path, in the order given.
+    pub contents: Vec<Vec<u8>>,
+    /// Fingerprint of `contents`.
+    pub fingerprint: Fingerprint,
+}
+
+/// A watched file could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {source}", path.display())]
+pub struct ReadError {
+    /// The file.
+    pub path: PathBuf,
+    /// The OS error.
+    #[source]
+    pub source: io::Error,
+}
+
+/// Fingerprint a list of byte strings.
+pub fn fingerprint(contents: &[Vec<u8>]) -> Fingerprint {
+    let mut hash = Sha256::new();
+    for c in contents {
+        hash.update((c.len() as u64).to_le_bytes());
+        hash.update(c);
+    }
+    hash.finalize().into()
+}
+
+/// Read `paths` (blocking), following symlinks.
+pub fn read_now(paths: &[PathBuf]) -> Result<Snapshot, ReadError> {
+    let contents = paths
+        .iter()
+        .map(|p| read_one(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let fingerprint = fingerprint(&contents);
+    Ok(Snapshot {
+        contents,
+        fingerprint,
+    })
+}
+
+fn read_one(path: &Path) -> Result<Vec<u8>, ReadError> {
+    std::fs::read(path).map_err(|source| ReadError {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+async fn read_async(paths: &[PathBuf]) -> Result<Snapshot, ReadError> {
+    let mut contents = Vec::with_capacity(paths.len());
+    for p in paths {
+        let bytes = tokio::fs::read(p).await.map_err(|source| ReadError {
+            path: p.clone(),
+            source,
+        })?;
+        contents.push(bytes);
+    }
+    let fingerprint = fingerprint(&contents);
+    Ok(Snapshot {
+        contents,
+        fingerprint,
+    })
+}
+
+/// Spawn a task that polls `paths` every `interval` and calls `on_change` when
+/// their contents differ from `initial` (the fingerprint already loaded) or from
+/// the last change reported. Errors reading are passed on once per distinct error.
+///
+/// The task runs until aborted (drop-abort it with the returned handle).
+pub fn spawn_poller<F>(
+    paths: Vec<PathBuf>,
+    initial: Fingerprint,
+    interval: Duration,
+    mut on_change: F,
+) -> JoinHandle<()>
+where
+    F: FnMut(Result<Snapshot, ReadError>) + Send + 'static,
+{
+    tokio::spawn(async move {
+        let mut last = initial;
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticker.tick().await; // the first tick is immediate; `initial` covers it
+        loop {
+            ticker.tick().await;
+            let result = read_async(&paths).await;
+            let seen = match &result {
+                Ok(s) => s.fingerprint,
+                Err(e) => fingerprint(&[e.to_string().into_bytes()]),
+            };
+            if seen != last {
+                last = seen;
+                on_change(result);
+            }
+        }
+    })
+}
+
+/// A set of background tasks aborted when dropped.
+#[derive(Debug, Default)]
+pub struct Tasks(Vec<JoinHandle<()>>);
+
+impl Tasks {
+    /// Empty.
+    pub fn new() -> Self {
+        Tasks(Vec::new())
+    }
+
+    /// Add a task.
+    pub fn push(&mut self, task: JoinHandle<()>) {
+        self.0.push(task);
+    }
+
+    /// Add all of another set's tasks.
+    pub fn extend(&mut self, mut other: Tasks) {
+        self.0.append(&mut other.0);
+    }
+
+    /// Abort them all now.
+    pub fn abort_all(&mut self) {
+        for t in self.0.drain(..) {
+            t.abort();
+        }
+    }
+}
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        self.abort_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    #[test]
+    fn fingerprint_is_length_prefixed() {
+        assert_ne!(
+            fingerprint(&[b"ab".to_vec(), b"c".to_vec()]),
+            fingerprint(&[b"a".to_vec(), b"bc".to_vec()])
+        );
+    }
+
+    #[tokio::test]
+    async fn reports_changes_and_errors_once() {
+        let dir = std::env::temp_dir().join(format!("vtw-fw-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("f");
+        std::fs::write(&file, "one").unwrap();
+        let initial = read_now(std::slice::from_ref(&file)).unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = seen.clone();
+        let mut tasks = Tasks::new();
+        tasks.push(spawn_poller(
+            vec![file.clone()],
+            initial.fingerprint,
+            Duration::from_millis(10),
+            move |r| {
+                s.lock().unwrap().push(match r {
+                    Ok(snap) => String::from_utf8(snap.contents[0].clone()).unwrap(),
+                    Err(_) => "error".into(),
+                })
+            },
+        ));
+        let wait_for = |n: usize| {
+            let seen = seen.clone();
+            async move {
+                for _ in 0..200 {
+                    if seen.lock().unwrap().len() >= n {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(seen.lock().unwrap().is_empty(), "unchanged file reported");
+        std::fs::write(&file, "two").unwrap();
+        wait_for(1).await;
+        std::fs::remove_file(&file).unwrap();
+        wait_for(2).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        std::fs::write(&file, "three").unwrap();
+        wait_for(3).await;
+        assert_eq!(*seen.lock().unwrap(), vec!["two", "error", "three"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

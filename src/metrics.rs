@@ -1,0 +1,297 @@
+//! Prometheus metrics (`GET /metrics`, OpenMetrics text).
+//!
+//! | metric | labels |
+//! |---|---|
+//! | `vespa_tls_webhook_admission_requests_total` | `endpoint`, `kind`, `operation`, `decision` (`allowed`/`denied`/`error`), `reason` |
+//! | `vespa_tls_webhook_admission_duration_seconds` (histogram) | `endpoint` |
+//! | `vespa_tls_webhook_certificate_expiry_timestamp_seconds` | |
+//! | `vespa_tls_webhook_certificate_reloads_total` | `result` (`success`/`failure`) |
+//! | `vespa_tls_webhook_policy_reloads_total` | `result` |
+//! | `vespa_tls_webhook_namespaces_file_reloads_total` | `result` |
+//! | `vespa_tls_webhook_namespace_view_synced` | |
+//!
+//! Every label value is a `&'static str` from a small fixed set, so a request
+//! costs a hash lookup under a read lock and no allocation, and no client can
+//! grow the label space.
+
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::admission::{Decision, Review};
+use crate::target::Kind;
+
+/// The content type of [`Metrics::encode`]'s output.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Histogram buckets for admission latency: 50 µs to 1 s.
+pub const DURATION_BUCKETS: [f64; 14] = [
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0,
+];
+
+/// The outcome of an admission request, as counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// Answered `allowed: true`.
+    Allowed,
+    /// Answered `allowed: false`.
+    Denied,
+    /// Not answered with a decision (400, 413, 408, 500) or failed closed because
+    /// the namespace could not be read.
+    Error,
+}
+
+impl Outcome {
+    /// The `decision` label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Allowed => "allowed",
+            Outcome::Denied => "denied",
+            Outcome::Error => "error",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RequestLabels {
+    endpoint: &'static str,
+    kind: &'static str,
+    operation: &'static str,
+    decision: &'static str,
+    reason: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct EndpointLabels {
+    endpoint: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+type HistogramFamily = Family<EndpointLabels, Histogram, fn() -> Histogram>;
+
+/// The webhook's metrics and their registry.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    duration: HistogramFamily,
+    certificate_expiry: Gauge,
+    certificate_reloads: Family<ResultLabels, Counter>,
+    policy_reloads: Family<ResultLabels, Counter>,
+    namespaces_reloads: Family<ResultLabels, Counter>,
+    namespace_view_synced: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+fn new_histogram() -> Histogram {
+    Histogram::new(DURATION_BUCKETS)
+}
+
+fn result(ok: bool) -> ResultLabels {
+    ResultLabels {
+        result: if ok { "success" } else { "failure" },
+    }
+}
+
+/// The `kind` label for a review: one of the kinds the webhook knows, else `other`.
+pub fn kind_label(review: &Review) -> &'static str {
+    let k = &review.request.kind;
+    Kind::from_group_kind(&k.group, &k.kind).map_or("other", Kind::as_str)
+}
+
+/// The `operation` label for a review (`other` for anything unexpected).
+pub fn operation_label(review: &Review) -> &'static str {
+    match review.request.operation.as_str() {
+        "CREATE" => "CREATE",
+        "UPDATE" => "UPDATE",
+        "DELETE" => "DELETE",
+        "CONNECT" => "CONNECT",
+        _ => "other",
+    }
+}
+
+/// How a decision is counted: `namespace-unavailable` is an error (the webhook
+/// failed closed), otherwise allowed or denied.
+pub fn outcome(decision: &Decision) -> Outcome {
+    if decision.allowed {
+        Outcome::Allowed
+    } else if decision.reason == "namespace-unavailable" {
+        Outcome::Error
+    } else {
+        Outcome::Denied
+    }
+}
+
+impl Metrics {
+    /// Register every metric (all at zero; the reload counters and the request
+    /// histograms are pre-created so dashboards see them before the first event).
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("vespa_tls_webhook");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "admission_requests",
+            "Admission requests answered, by endpoint, kind, operation, decision and reason",
+            requests.clone(),
+        );
+        let duration: HistogramFamily = Family::new_with_constructor(new_histogram);
+        registry.register(
+            "admission_duration_seconds",
+            "Time from the start of reading an admission request to its answer",
+            duration.clone(),
+        );
+        let certificate_expiry = Gauge::default();
+        registry.register(
+            "certificate_expiry_timestamp_seconds",
+            "notAfter of the serving certificate in use (Unix seconds)",
+            certificate_expiry.clone(),
+        );
+        let certificate_reloads = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "certificate_reloads",
+            "Serving certificate reloads after the files changed, by result",
+            certificate_reloads.clone(),
+        );
+        let policy_reloads = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "policy_reloads",
+            "Cluster policy reloads after the file changed, by result",
+            policy_reloads.clone(),
+        );
+        let namespaces_reloads = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "namespaces_file_reloads",
+            "--namespaces file reloads after the file changed, by result",
+            namespaces_reloads.clone(),
+        );
+        let namespace_view_synced = Gauge::default();
+        registry.register(
+            "namespace_view_synced",
+            "1 once the namespace view has its first complete list of namespaces",
+            namespace_view_synced.clone(),
+        );
+        for ok in [true, false] {
+            let _ = certificate_reloads.get_or_create(&result(ok));
+            let _ = policy_reloads.get_or_create(&result(ok));
+        }
+        for endpoint in ["mutate", "validate"] {
+            let _ = duration.get_or_create(&EndpointLabels { endpoint });
+        }
+        Metrics {
+            registry,
+            requests,
+            duration,
+            certificate_expiry,
+            certificate_reloads,
+            policy_reloads,
+            namespaces_reloads,
+            namespace_view_synced,
+        }
+    }
+
+    /// Count one admission request and observe its latency.
+    pub fn admission(
+        &self,
+        endpoint: &'static str,
+        kind: &'static str,
+        operation: &'static str,
+        decision: Outcome,
+        reason: &'static str,
+        elapsed: Duration,
+    ) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                endpoint,
+                kind,
+                operation,
+                decision: decision.as_str(),
+                reason,
+            })
+            .inc();
+        self.duration
+            .get_or_create(&EndpointLabels { endpoint })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Set the serving certificate's notAfter (Unix seconds).
+    pub fn set_certificate_expiry(&self, not_after_unix: i64) {
+        self.certificate_expiry.set(not_after_unix);
+    }
+
+    /// Count a certificate reload attempt.
+    pub fn certificate_reload(&self, ok: bool) {
+        self.certificate_reloads.get_or_create(&result(ok)).inc();
+    }
+
+    /// Count a policy reload attempt.
+    pub fn policy_reload(&self, ok: bool) {
+        self.policy_reloads.get_or_create(&result(ok)).inc();
+    }
+
+    /// Count a `--namespaces` file reload attempt.
+    pub fn namespaces_reload(&self, ok: bool) {
+        self.namespaces_reloads.get_or_create(&result(ok)).inc();
+    }
+
+    /// Whether the namespace view has synced.
+    pub fn set_namespace_view_synced(&self, synced: bool) {
+        self.namespace_view_synced.set(i64::from(synced));
+    }
+
+    /// The registry in OpenMetrics text format ([`CONTENT_TYPE`]).
+    pub fn encode(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        // Writing into a String cannot fail; an encoder error would leave a partial
+        // page, which a scraper rejects as a whole, so it is only logged.
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::warn!(error = %e, "encoding metrics failed");
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_the_documented_names() {
+        let m = Metrics::new();
+        m.admission(
+            "mutate",
+            "VespaSet",
+            "CREATE",
+            Outcome::Allowed,
+            "injected",
+            Duration::from_micros(120),
+        );
+        m.certificate_reload(false);
+        m.set_certificate_expiry(1_900_000_000);
+        m.set_namespace_view_synced(true);
+        let text = m.encode();
+        for needle in [
+            r#"vespa_tls_webhook_admission_requests_total{endpoint="mutate",kind="VespaSet",operation="CREATE",decision="allowed",reason="injected"} 1"#,
+            r#"vespa_tls_webhook_admission_duration_seconds_bucket{le="0.00025",endpoint="mutate"} 1"#,
+            "vespa_tls_webhook_certificate_expiry_timestamp_seconds 1900000000",
+            r#"vespa_tls_webhook_certificate_reloads_total{result="failure"} 1"#,
+            r#"vespa_tls_webhook_policy_reloads_total{result="failure"} 0"#,
+            "vespa_tls_webhook_namespace_view_synced 1",
+        ] {
+            assert!(text.contains(needle), "missing {needle} in\n{text}");
+        }
+    }
+}

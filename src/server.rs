@@ -1,0 +1,613 @@
+//! The HTTPS server: an accept loop of our own over rustls, HTTP/1.1 by hyper,
+//! routes by axum.
+//!
+//! | route | answer |
+//! |---|---|
+//! | `POST /mutate`, `POST /validate` | the AdmissionReview response (400 for a body that is not a review, 413 above [`MAX_BODY`], 408 when the body is not received within the read timeout) |
+//! | `GET /healthz` | 200 `ok` while the process serves |
+//! | `GET /readyz` | 200 when a certificate is loaded and not expired and the namespace view has synced; 503 with the reason otherwise |
+//! | `GET /metrics` | Prometheus/OpenMetrics text |
+//!
+//! An optional plain-HTTP listener (`--metrics-addr`) serves the last three.
+//!
+//! Each connection is its own task: the TLS handshake and the request headers must
+//! arrive within the read timeout, and so must each request body, so a slow client
+//! cannot pin a connection. On shutdown the listeners close, every connection
+//! finishes the request it is serving and closes, and [`RunningServer::shutdown`]
+//! returns when all are done or the shutdown timeout has passed.
+
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use http_body_util::BodyExt;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::admission::{self, Decision, Endpoint, Review};
+use crate::file_watch::Tasks;
+use crate::metrics::{self, Metrics, Outcome};
+use crate::namespace_view::{NamespaceSource, NamespaceView, NamespaceViewError};
+use crate::policy::NamespaceMeta;
+use crate::policy_watch::{PolicyError, PolicyHandle, PolicySource, PolicyWatch};
+use crate::tls::{CertStore, TlsError};
+
+/// Largest admission request body accepted: 4 MiB + 64 KiB, so a review carrying
+/// a 3 MiB object (the apiserver's request limit) and its envelope fits.
+pub const MAX_BODY: usize = 4 * 1024 * 1024 + 64 * 1024;
+
+/// How much of a body over [`MAX_BODY`] is read and thrown away before answering
+/// 413, so the client sees the answer rather than a reset connection.
+const DRAIN_LIMIT: u64 = 16 * 1024 * 1024;
+
+/// Everything [`Server::start`] needs.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// HTTPS listen address (`--addr`); port 0 picks a free port.
+    pub addr: SocketAddr,
+    /// Plain-HTTP address for /metrics, /healthz, /readyz (`--metrics-addr`).
+    pub metrics_addr: Option<SocketAddr>,
+    /// PEM certificate chain (`--tls-cert`).
+    pub tls_cert: PathBuf,
+    /// PEM private key (`--tls-key`).
+    pub tls_key: PathBuf,
+    /// Cluster policy file and the webhook's own namespace.
+    pub policy: PolicySource,
+    /// Where namespace labels come from.
+    pub namespaces: NamespaceSource,
+    /// Time allowed for the TLS handshake plus request headers, and again for a
+    /// request body (`--read-timeout-secs`). Idle keep-alive connections are closed
+    /// after it too.
+    pub read_timeout: Duration,
+    /// How often certificate, policy and namespaces files are checked for changes.
+    pub reload_interval: Duration,
+    /// How long [`RunningServer::shutdown`] waits for open connections.
+    pub shutdown_timeout: Duration,
+}
+
+impl ServerConfig {
+    /// Defaults: no metrics listener, built-in policy, in-cluster namespaces, 3 s
+    /// read timeout, 500 ms reload interval, 20 s shutdown timeout.
+    pub fn new(addr: SocketAddr, tls_cert: PathBuf, tls_key: PathBuf) -> Self {
+        ServerConfig {
+            addr,
+            metrics_addr: None,
+            tls_cert,
+            tls_key,
+            policy: PolicySource::default(),
+            namespaces: NamespaceSource::Cluster { kubeconfig: None },
+            read_timeout: Duration::from_secs(3),
+            reload_interval: Duration::from_millis(500),
+            shutdown_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// A listener could not be bound.
+    #[error("{flag} {addr}: {source}")]
+    Bind {
+        /// `--addr` or `--metrics-addr`.
+        flag: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The serving certificate was refused.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The policy file was refused.
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    /// The namespace view could not start.
+    #[error(transparent)]
+    Namespaces(#[from] NamespaceViewError),
+}
+
+/// State shared by the handlers.
+#[derive(Clone)]
+struct App {
+    policy: PolicyHandle,
+    namespaces: NamespaceView,
+    metrics: Arc<Metrics>,
+    certs: Arc<CertStore>,
+    read_timeout: Duration,
+}
+
+/// The webhook server.
+#[derive(Debug)]
+pub struct Server;
+
+/// A started server; dropping it stops accepting and closes connections without
+/// waiting (use [`RunningServer::shutdown`] to wait).
+#[derive(Debug)]
+pub struct RunningServer {
+    local_addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
+    token: CancellationToken,
+    tracker: TaskTracker,
+    tasks: Tasks,
+    shutdown_timeout: Duration,
+}
+
+impl Server {
+    /// Load certificate, policy and namespace view (errors name the flag), bind the
+    /// listeners and start serving. Must run inside a tokio runtime.
+    pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
+        let metrics = Arc::new(Metrics::new());
+        let certs = Arc::new(CertStore::load(&config.tls_cert, &config.tls_key)?);
+        metrics.set_certificate_expiry(certs.not_after());
+        if let Err(reason) = certs.check_valid(SystemTime::now()) {
+            tracing::warn!(%reason, "serving certificate has expired; /readyz fails until it is replaced");
+        }
+        let tls = TlsAcceptor::from(certs.server_config()?);
+        let policy = PolicyWatch::load(config.policy.clone())?;
+
+        let bind = |flag: &'static str, addr: SocketAddr| async move {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServerError::Bind { flag, addr, source })
+        };
+        let listener = bind("--addr", config.addr).await?;
+        let metrics_listener = match config.metrics_addr {
+            Some(addr) => Some(bind("--metrics-addr", addr).await?),
+            None => None,
+        };
+        let local = |l: &TcpListener, flag, addr| {
+            l.local_addr()
+                .map_err(|source| ServerError::Bind { flag, addr, source })
+        };
+        let local_addr = local(&listener, "--addr", config.addr)?;
+        let metrics_addr = match (&metrics_listener, config.metrics_addr) {
+            (Some(l), Some(addr)) => Some(local(l, "--metrics-addr", addr)?),
+            _ => None,
+        };
+
+        let (namespaces, mut tasks) =
+            NamespaceView::start(config.namespaces, config.reload_interval, metrics.clone())
+                .await?;
+        tasks.push(certs.spawn_reloader(config.reload_interval, metrics.clone()));
+        if let Some(t) = policy.spawn_reloader(config.reload_interval, metrics.clone()) {
+            tasks.push(t);
+        }
+
+        let app = App {
+            policy: policy.handle(),
+            namespaces,
+            metrics,
+            certs,
+            read_timeout: config.read_timeout,
+        };
+        let token = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let conn = ConnSettings {
+            read_timeout: config.read_timeout,
+            token: token.clone(),
+            tracker: tracker.clone(),
+        };
+        tracker.spawn(accept_loop(
+            listener,
+            Some(tls),
+            router(app.clone(), true),
+            conn.clone(),
+        ));
+        if let Some(l) = metrics_listener {
+            tracker.spawn(accept_loop(l, None, router(app, false), conn));
+        }
+        tracing::info!(addr = %local_addr, metrics_addr = ?metrics_addr, "vespa-tls-webhook serving");
+        Ok(RunningServer {
+            local_addr,
+            metrics_addr,
+            token,
+            tracker,
+            tasks,
+            shutdown_timeout: config.shutdown_timeout,
+        })
+    }
+}
+
+impl RunningServer {
+    /// The HTTPS address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The plain-HTTP metrics address actually bound, if any.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
+    }
+
+    /// Graceful shutdown: stop accepting, let each connection finish its
+    /// in-flight request and close, stop the background watchers. Returns `true`
+    /// when every connection finished within the shutdown timeout.
+    pub async fn shutdown(mut self) -> bool {
+        self.token.cancel();
+        self.tracker.close();
+        let finished = tokio::time::timeout(self.shutdown_timeout, self.tracker.wait())
+            .await
+            .is_ok();
+        if finished {
+            tracing::info!("all connections closed");
+        } else {
+            tracing::warn!(
+                open = self.tracker.len(),
+                timeout = ?self.shutdown_timeout,
+                "shutdown timeout reached with connections still open"
+            );
+        }
+        self.tasks.abort_all();
+        finished
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        self.token.cancel();
+    }
+}
+
+#[derive(Clone)]
+struct ConnSettings {
+    read_timeout: Duration,
+    token: CancellationToken,
+    tracker: TaskTracker,
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    router: Router,
+    conn: ConnSettings,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = conn.token.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        conn.tracker.spawn(serve_connection(
+            stream,
+            peer,
+            tls.clone(),
+            router.clone(),
+            conn.clone(),
+        ));
+    }
+    tracing::debug!("listener closed");
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: Option<TlsAcceptor>,
+    router: Router,
+    conn: ConnSettings,
+) {
+    let Some(acceptor) = tls else {
+        return serve_http(stream, router, conn).await;
+    };
+    let handshake = tokio::time::timeout(conn.read_timeout, acceptor.accept(stream));
+    let stream = tokio::select! {
+        _ = conn.token.cancelled() => return,
+        done = handshake => match done {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "TLS handshake timed out");
+                return;
+            }
+        },
+    };
+    serve_http(stream, router, conn).await;
+}
+
+async fn serve_http<S>(stream: S, router: Router, conn: ConnSettings)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(conn.read_timeout)
+        .keep_alive(true);
+    let connection =
+        builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(router));
+    let mut connection = std::pin::pin!(connection);
+    let result = tokio::select! {
+        r = connection.as_mut() => r,
+        _ = conn.token.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
+
+fn router(app: App, admission: bool) -> Router {
+    let mut r = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_page));
+    if admission {
+        r = r
+            .route("/mutate", post(mutate))
+            .route("/validate", post(validate));
+    }
+    r.with_state(app)
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn readyz(State(app): State<App>) -> Response {
+    let mut reasons = Vec::new();
+    if let Err(r) = app.certs.check_valid(SystemTime::now()) {
+        reasons.push(r);
+    }
+    if !app.namespaces.is_ready() {
+        reasons.push("the namespace view has not synced yet".to_string());
+    }
+    if reasons.is_empty() {
+        (StatusCode::OK, "ok").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, reasons.join("; ")).into_response()
+    }
+}
+
+async fn metrics_page(State(app): State<App>) -> Response {
+    (
+        [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
+        app.metrics.encode(),
+    )
+        .into_response()
+}
+
+async fn mutate(State(app): State<App>, req: Request) -> Response {
+    admit(&app, Endpoint::Mutate, req).await
+}
+
+async fn validate(State(app): State<App>, req: Request) -> Response {
+    admit(&app, Endpoint::Validate, req).await
+}
+
+/// Why a body was not read.
+#[derive(Debug, thiserror::Error)]
+enum BodyError {
+    #[error("request body exceeds {MAX_BODY} bytes")]
+    TooLarge,
+    #[error("request body not received within {0:?}")]
+    Timeout(Duration),
+    #[error("cannot read request body: {0}")]
+    Read(String),
+}
+
+impl BodyError {
+    fn reason(&self) -> &'static str {
+        match self {
+            BodyError::TooLarge => "too-large",
+            BodyError::Timeout(_) => "read-timeout",
+            BodyError::Read(_) => "bad-request",
+        }
+    }
+
+    fn into_response(self) -> Response {
+        let status = match self {
+            BodyError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            BodyError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
+            BodyError::Read(_) => StatusCode::BAD_REQUEST,
+        };
+        let mut response = (status, self.to_string()).into_response();
+        // The rest of the body may still be on the wire: do not reuse the connection.
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        response
+    }
+}
+
+/// Read at most `limit` bytes of body within `timeout` (from now).
+async fn read_body(req: Request, limit: usize, timeout: Duration) -> Result<Vec<u8>, BodyError> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let mut body = req.into_body();
+    if declared.is_some_and(|n| n > limit as u64) {
+        drain(body, deadline).await;
+        return Err(BodyError::TooLarge);
+    }
+    let capacity = declared.map_or(64 * 1024, |n| usize::try_from(n).unwrap_or(limit));
+    let mut buf = Vec::with_capacity(capacity.min(limit));
+    loop {
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Err(_) => return Err(BodyError::Timeout(timeout)),
+            Ok(None) => return Ok(buf),
+            Ok(Some(Err(e))) => return Err(BodyError::Read(e.to_string())),
+            Ok(Some(Ok(frame))) => frame,
+        };
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > limit {
+                drain(body, deadline).await;
+                return Err(BodyError::TooLarge);
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+}
+
+/// Read and discard the rest of a body, up to [`DRAIN_LIMIT`] bytes or the deadline.
+async fn drain(mut body: Body, deadline: tokio::time::Instant) {
+    let mut drained: u64 = 0;
+    while drained <= DRAIN_LIMIT {
+        match tokio::time::timeout_at(deadline, body.frame()).await {
+            Ok(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    drained += data.len() as u64;
+                }
+            }
+            _ => return,
+        }
+    }
+}
+
+/// Read, parse, look up, decide, serialise.
+async fn admit(app: &App, endpoint: Endpoint, req: Request) -> Response {
+    let started = Instant::now();
+    let ep = endpoint.as_str();
+    let refuse = |reason: &'static str, error: &dyn std::fmt::Display| {
+        app.metrics.admission(
+            ep,
+            "unknown",
+            "unknown",
+            Outcome::Error,
+            reason,
+            started.elapsed(),
+        );
+        tracing::warn!(endpoint = ep, reason, error = %error, "admission request refused");
+    };
+    let body = match read_body(req, MAX_BODY, app.read_timeout).await {
+        Ok(b) => b,
+        Err(e) => {
+            refuse(e.reason(), &e);
+            return e.into_response();
+        }
+    };
+    let review = match admission::parse_review(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            refuse("bad-request", &e);
+            return (StatusCode::BAD_REQUEST, e.to_string()).into_response();
+        }
+    };
+    drop(body);
+    let decision = match review.namespace() {
+        None => decide(endpoint, &review, &app.policy, None),
+        Some(name) => match app.namespaces.lookup(name).await {
+            Ok(found) => {
+                let ns = found.unwrap_or_else(|| NamespaceMeta::named(name));
+                decide(endpoint, &review, &app.policy, Some(&ns))
+            }
+            Err(e) => Some(Decision::unavailable(&e.to_string())),
+        },
+    };
+    let kind = metrics::kind_label(&review);
+    let operation = metrics::operation_label(&review);
+    let Some(decision) = decision else {
+        app.metrics.admission(
+            ep,
+            kind,
+            operation,
+            Outcome::Error,
+            "internal-error",
+            started.elapsed(),
+        );
+        tracing::error!(endpoint = ep, uid = %review.request.uid, object = %review.object_name(), "admission decision panicked");
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal error deciding on this review",
+        )
+            .into_response();
+    };
+    let response = review.respond(&decision);
+    let elapsed = started.elapsed();
+    app.metrics.admission(
+        ep,
+        kind,
+        operation,
+        metrics::outcome(&decision),
+        decision.reason,
+        elapsed,
+    );
+    log_decision(ep, &review, &decision, elapsed);
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from(response),
+    )
+        .into_response()
+}
+
+/// The pure decision, shielded: a panic in it is answered 500, never unwinds
+/// into the connection.
+fn decide(
+    endpoint: Endpoint,
+    review: &Review,
+    policy: &PolicyHandle,
+    ns: Option<&NamespaceMeta>,
+) -> Option<Decision> {
+    let policy = policy.current();
+    std::panic::catch_unwind(AssertUnwindSafe(|| {
+        admission::decide(endpoint, review, &policy, ns)
+    }))
+    .ok()
+}
+
+fn log_decision(endpoint: &str, review: &Review, d: &Decision, elapsed: Duration) {
+    let r = &review.request;
+    let elapsed_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+    let dry_run = r.dry_run.unwrap_or(false);
+    if d.allowed {
+        tracing::info!(
+            endpoint,
+            uid = %r.uid,
+            kind = %r.kind.kind,
+            operation = %r.operation,
+            object = %review.object_name(),
+            allowed = true,
+            reason = d.reason,
+            patch_ops = d.patch.len(),
+            warnings = d.warnings.len(),
+            dry_run,
+            elapsed_us,
+            "admission decision"
+        );
+    } else {
+        tracing::info!(
+            endpoint,
+            uid = %r.uid,
+            kind = %r.kind.kind,
+            operation = %r.operation,
+            object = %review.object_name(),
+            allowed = false,
+            reason = d.reason,
+            message = %d.message,
+            dry_run,
+            elapsed_us,
+            "admission decision"
+        );
+    }
+}

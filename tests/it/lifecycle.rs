@@ -1,0 +1,258 @@
+//! Health, readiness, metrics, start-up errors, slow clients and graceful shutdown.
+
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncWriteExt;
+use vespa_tls_webhook::namespace_view::NamespaceSource;
+use vespa_tls_webhook::policy_watch::PolicySource;
+use vespa_tls_webhook::server::{Server, ServerConfig};
+
+use crate::fixtures::{user_vespaset, vespaset_review};
+use crate::support::{Ca, Harness, Options, crypto, read_until_close};
+
+#[tokio::test]
+async fn health_readiness_and_metrics_answer() {
+    let h = Harness::start(Options {
+        metrics_listener: true,
+        ..Options::default()
+    })
+    .await;
+    assert_eq!(h.get("/healthz").await, (200, "ok".to_string()));
+    assert_eq!(h.get("/readyz").await, (200, "ok".to_string()));
+    let m = h.metrics().await;
+    for name in [
+        "vespa_tls_webhook_admission_duration_seconds_bucket{le=\"0.00005\",endpoint=\"mutate\"}",
+        "vespa_tls_webhook_certificate_expiry_timestamp_seconds ",
+        "vespa_tls_webhook_certificate_reloads_total{result=\"failure\"} 0",
+        "vespa_tls_webhook_policy_reloads_total{result=\"success\"} 0",
+        "vespa_tls_webhook_namespace_view_synced 1",
+    ] {
+        assert!(m.contains(name), "metrics lack {name}:\n{m}");
+    }
+
+    // The plain-HTTP listener serves the same pages, and no admission.
+    let plain = reqwest::Client::new();
+    let base = format!("http://{}", h.metrics_addr.unwrap());
+    for (path, status) in [
+        ("/healthz", 200),
+        ("/readyz", 200),
+        ("/metrics", 200),
+        ("/mutate", 404),
+    ] {
+        let r = if path == "/mutate" {
+            plain
+                .post(format!("{base}{path}"))
+                .body("{}")
+                .send()
+                .await
+                .unwrap()
+        } else {
+            plain.get(format!("{base}{path}")).send().await.unwrap()
+        };
+        assert_eq!(r.status().as_u16(), status, "{path}");
+    }
+    let r = plain.get(format!("{base}/metrics")).send().await.unwrap();
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text")
+    );
+
+    // One decision counted with its labels.
+    h.admit(
+        "/mutate",
+        &vespaset_review(user_vespaset(), "vespa", "CREATE"),
+    )
+    .await;
+    let m = h.metrics().await;
+    assert!(
+        m.contains(r#"vespa_tls_webhook_admission_requests_total{endpoint="mutate",kind="VespaSet",operation="CREATE",decision="allowed",reason="injected"} 1"#),
+        "{m}"
+    );
+}
+
+#[tokio::test]
+async fn an_expired_certificate_fails_readiness() {
+    let h = Harness::start(Options {
+        pair: Some(Ca::new().expired_leaf()),
+        metrics_listener: true,
+        ..Options::default()
+    })
+    .await;
+    let base = format!("http://{}", h.metrics_addr.unwrap());
+    let r = reqwest::get(format!("{base}/readyz")).await.unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    let reason = r.text().await.unwrap();
+    assert!(reason.contains("expired"), "{reason}");
+    let r = reqwest::get(format!("{base}/healthz")).await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let m = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    // notAfter 2020-01-01T00:00:00Z
+    assert!(
+        m.contains("vespa_tls_webhook_certificate_expiry_timestamp_seconds 1577836800"),
+        "{m}"
+    );
+}
+
+#[tokio::test]
+async fn start_up_errors_name_the_flag() {
+    crypto();
+    let dir = tempfile::tempdir().unwrap();
+    let pair = Ca::new().leaf();
+    let cert = dir.path().join("tls.crt");
+    let key = dir.path().join("tls.key");
+    std::fs::write(&cert, &pair.cert).unwrap();
+    std::fs::write(&key, &pair.key).unwrap();
+    let garbage = dir.path().join("garbage");
+    std::fs::write(&garbage, "garbage").unwrap();
+    let config = || {
+        let mut c = ServerConfig::new("127.0.0.1:0".parse().unwrap(), cert.clone(), key.clone());
+        c.namespaces = NamespaceSource::Fixed(Vec::new());
+        c
+    };
+    let error = |c: ServerConfig| async move { Server::start(c).await.unwrap_err().to_string() };
+
+    let mut c = config();
+    c.tls_cert = dir.path().join("missing.crt");
+    assert!(error(c).await.starts_with("--tls-cert "), "missing cert");
+    let mut c = config();
+    c.tls_key = garbage.clone();
+    let e = error(c).await;
+    assert!(
+        e.starts_with(&format!("--tls-key {}", garbage.display())),
+        "{e}"
+    );
+    let mut c = config();
+    c.tls_key = dir.path().join("other.key");
+    std::fs::write(&c.tls_key, Ca::new().leaf().key).unwrap();
+    let e = error(c).await;
+    assert!(e.contains("does not match"), "{e}");
+    let mut c = config();
+    c.policy = PolicySource {
+        path: Some(garbage.clone()),
+        webhook_namespace: None,
+    };
+    let e = error(c).await;
+    assert!(e.starts_with("--policy "), "{e}");
+    let mut c = config();
+    c.namespaces = NamespaceSource::File(dir.path().join("missing.yaml"));
+    let e = error(c).await;
+    assert!(e.starts_with("--namespaces "), "{e}");
+    let mut c = config();
+    c.namespaces = NamespaceSource::Cluster {
+        kubeconfig: Some(garbage.clone()),
+    };
+    let e = error(c).await;
+    assert!(e.starts_with("--kubeconfig "), "{e}");
+
+    let running = Server::start(config()).await.unwrap();
+    let mut c = config();
+    c.addr = running.local_addr();
+    let e = error(c).await;
+    assert!(e.starts_with("--addr "), "{e}");
+    assert!(running.shutdown().await);
+}
+
+#[tokio::test]
+async fn slow_clients_are_cut_off() {
+    let h = Harness::start(Options {
+        read_timeout: Duration::from_secs(1),
+        ..Options::default()
+    })
+    .await;
+    // Headers that never finish.
+    let mut tls = h.tls_connect().await.unwrap();
+    tls.write_all(b"POST /mutate HTTP/1.1\r\nhost: localhost\r\n")
+        .await
+        .unwrap();
+    let start = Instant::now();
+    let answer = read_until_close(&mut tls, Duration::from_secs(5)).await;
+    let took = start.elapsed();
+    assert!(
+        took < Duration::from_millis(2500),
+        "headers: closed after {took:?}: {answer}"
+    );
+
+    // A body that never finishes.
+    let mut tls = h.tls_connect().await.unwrap();
+    tls.write_all(
+        b"POST /mutate HTTP/1.1\r\nhost: localhost\r\ncontent-length: 100\r\n\r\n{\"apiVersion\"",
+    )
+    .await
+    .unwrap();
+    let start = Instant::now();
+    let answer = read_until_close(&mut tls, Duration::from_secs(5)).await;
+    let took = start.elapsed();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        took < Duration::from_millis(2500),
+        "body: closed after {took:?}"
+    );
+
+    // An idle keep-alive connection is closed too.
+    let mut tls = h.tls_connect().await.unwrap();
+    tls.write_all(b"GET /healthz HTTP/1.1\r\nhost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let start = Instant::now();
+    let answer = read_until_close(&mut tls, Duration::from_secs(5)).await;
+    let took = start.elapsed();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        took < Duration::from_millis(2500),
+        "idle: closed after {took:?}"
+    );
+
+    let response = h
+        .admit(
+            "/mutate",
+            &vespaset_review(user_vespaset(), "vespa", "CREATE"),
+        )
+        .await;
+    assert_eq!(response["allowed"], true);
+}
+
+#[tokio::test]
+async fn graceful_shutdown_completes_the_in_flight_request() {
+    let mut h = Harness::start(Options::default()).await;
+    let body = serde_json::to_vec(&vespaset_review(user_vespaset(), "vespa", "CREATE")).unwrap();
+    let (first, rest) = body.split_at(body.len() / 2);
+    let mut tls = h.tls_connect().await.unwrap();
+    let head = format!(
+        "POST /mutate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    tls.write_all(head.as_bytes()).await.unwrap();
+    tls.write_all(first).await.unwrap();
+    tls.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let server = h.take_server();
+    let shutdown = tokio::spawn(server.shutdown());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !shutdown.is_finished(),
+        "shutdown did not wait for the in-flight request"
+    );
+    assert!(
+        tokio::net::TcpStream::connect(h.addr).await.is_err(),
+        "still accepting after shutdown began"
+    );
+
+    tls.write_all(rest).await.unwrap();
+    tls.flush().await.unwrap();
+    let answer = read_until_close(&mut tls, Duration::from_secs(5)).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("\"patchType\":\"JSONPatch\""), "{answer}");
+    let finished = tokio::time::timeout(Duration::from_secs(5), shutdown)
+        .await
+        .expect("shutdown completes")
+        .unwrap();
+    assert!(finished, "every connection finished");
+}

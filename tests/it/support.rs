@@ -1,0 +1,371 @@
+//! A real server on 127.0.0.1:0 with a test CA, and clients for it.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
+};
+use rustls_pki_types::{CertificateDer, ServerName};
+use serde_json::Value;
+use tempfile::TempDir;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+use vespa_tls_webhook::namespace_view::NamespaceSource;
+use vespa_tls_webhook::policy_watch::PolicySource;
+use vespa_tls_webhook::server::{RunningServer, Server, ServerConfig};
+
+/// Namespaces every test server knows.
+pub const NAMESPACES: &str = r#"
+- metadata:
+    name: vespa
+    labels: {tls.vespa.ai/injection: enabled}
+- metadata:
+    name: vespa-ingress
+    labels: {tls.vespa.ai/injection: enabled}
+    annotations: {tls.vespa.ai/ingress-issuer-name: ingress-issuer}
+- metadata:
+    name: vespa-prod
+    labels: {tls.vespa.ai/injection: enforced}
+- metadata:
+    name: plain
+- metadata:
+    name: webhook-system
+    labels: {tls.vespa.ai/injection: enabled}
+"#;
+
+/// The webhook namespace the test servers run "in".
+pub const WEBHOOK_NAMESPACE: &str = "webhook-system";
+
+/// A test certificate authority.
+pub struct Ca {
+    issuer: CertifiedIssuer<'static, KeyPair>,
+}
+
+/// A PEM certificate and key, and the certificate's DER.
+#[derive(Clone)]
+pub struct Pair {
+    pub cert: String,
+    pub key: String,
+    pub der: Vec<u8>,
+}
+
+impl Ca {
+    pub fn new() -> Ca {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "vespa-tls-webhook test CA");
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        Ca {
+            issuer: CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap(),
+        }
+    }
+
+    fn params() -> CertificateParams {
+        let mut p =
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+        p.distinguished_name.push(DnType::CommonName, "localhost");
+        p
+    }
+
+    fn sign(&self, params: CertificateParams) -> Pair {
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        Pair {
+            cert: cert.pem(),
+            key: key.serialize_pem(),
+            der: cert.der().to_vec(),
+        }
+    }
+
+    /// A fresh serving pair (new key) for localhost / 127.0.0.1.
+    pub fn leaf(&self) -> Pair {
+        self.sign(Self::params())
+    }
+
+    /// A serving pair that expired in 2020.
+    pub fn expired_leaf(&self) -> Pair {
+        let mut p = Self::params();
+        p.not_before = rcgen::date_time_ymd(2019, 1, 1);
+        p.not_after = rcgen::date_time_ymd(2020, 1, 1);
+        self.sign(p)
+    }
+
+    /// A client configuration trusting only this CA.
+    pub fn client_config(&self) -> rustls::ClientConfig {
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from(self.issuer.der().to_vec()))
+            .unwrap();
+        rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+    }
+}
+
+/// Write `text` to `path` atomically (temp file + rename), as a writer that
+/// cares would; the webhook must cope with non-atomic writers too.
+pub fn write_atomic(path: &Path, text: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// How to start a test server.
+pub struct Options {
+    pub namespaces: String,
+    pub policy: Option<String>,
+    pub pair: Option<Pair>,
+    pub metrics_listener: bool,
+    pub read_timeout: Duration,
+    /// Serve cert and key through a Kubernetes-style `..data` symlink.
+    pub symlinked: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            namespaces: NAMESPACES.to_string(),
+            policy: None,
+            pair: None,
+            metrics_listener: false,
+            read_timeout: Duration::from_secs(3),
+            symlinked: false,
+        }
+    }
+}
+
+/// A running server and what it was started from.
+pub struct Harness {
+    pub dir: TempDir,
+    pub ca: Ca,
+    pub pair: Pair,
+    pub cert_path: PathBuf,
+    pub key_path: PathBuf,
+    pub policy_path: PathBuf,
+    pub namespaces_path: PathBuf,
+    pub addr: SocketAddr,
+    pub metrics_addr: Option<SocketAddr>,
+    pub client: reqwest::Client,
+    server: Option<RunningServer>,
+}
+
+/// Install ring as the process default (reqwest asks for one).
+pub fn crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+impl Harness {
+    pub async fn start(opts: Options) -> Harness {
+        crypto();
+        let dir = tempfile::tempdir().unwrap();
+        let ca = Ca::new();
+        let pair = opts.pair.clone().unwrap_or_else(|| ca.leaf());
+        let (cert_path, key_path) = if opts.symlinked {
+            symlinked_pair(dir.path(), "..2026_01_01_00_00_00.000000001", &pair);
+            (dir.path().join("tls.crt"), dir.path().join("tls.key"))
+        } else {
+            let (c, k) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+            std::fs::write(&c, &pair.cert).unwrap();
+            std::fs::write(&k, &pair.key).unwrap();
+            (c, k)
+        };
+        let policy_path = dir.path().join("policy.yaml");
+        if let Some(p) = &opts.policy {
+            std::fs::write(&policy_path, p).unwrap();
+        }
+        let namespaces_path = dir.path().join("namespaces.yaml");
+        std::fs::write(&namespaces_path, &opts.namespaces).unwrap();
+
+        let mut config = ServerConfig::new(
+            "127.0.0.1:0".parse().unwrap(),
+            cert_path.clone(),
+            key_path.clone(),
+        );
+        if opts.metrics_listener {
+            config.metrics_addr = Some("127.0.0.1:0".parse().unwrap());
+        }
+        config.policy = PolicySource {
+            path: opts.policy.as_ref().map(|_| policy_path.clone()),
+            webhook_namespace: Some(WEBHOOK_NAMESPACE.into()),
+        };
+        config.namespaces = NamespaceSource::File(namespaces_path.clone());
+        config.read_timeout = opts.read_timeout;
+        config.shutdown_timeout = Duration::from_secs(5);
+        let server = Server::start(config).await.unwrap();
+        let client = reqwest::Client::builder()
+            .tls_backend_preconfigured(ca.client_config())
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap();
+        Harness {
+            addr: server.local_addr(),
+            metrics_addr: server.metrics_addr(),
+            dir,
+            ca,
+            pair,
+            cert_path,
+            key_path,
+            policy_path,
+            namespaces_path,
+            client,
+            server: Some(server),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("https://127.0.0.1:{}{path}", self.addr.port())
+    }
+
+    /// A client with its own connection pool (so: new connections).
+    pub fn fresh_client(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .tls_backend_preconfigured(self.ca.client_config())
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap()
+    }
+
+    pub async fn post_bytes(&self, path: &str, body: impl Into<reqwest::Body>) -> (u16, String) {
+        let r = self
+            .client
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.text().await.unwrap())
+    }
+
+    /// POST a review; the status and the parsed answer (Null when not JSON).
+    pub async fn post(&self, path: &str, review: &Value) -> (u16, Value) {
+        let (status, text) = self
+            .post_bytes(path, serde_json::to_vec(review).unwrap())
+            .await;
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// POST a review and expect 200; the `response` object.
+    pub async fn admit(&self, path: &str, review: &Value) -> Value {
+        let (status, answer) = self.post(path, review).await;
+        assert_eq!(status, 200, "POST {path}: {answer}");
+        answer["response"].clone()
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        let r = self.client.get(self.url(path)).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.text().await.unwrap())
+    }
+
+    pub async fn metrics(&self) -> String {
+        let (status, text) = self.get("/metrics").await;
+        assert_eq!(status, 200);
+        text
+    }
+
+    /// A new TLS connection to the server.
+    pub async fn tls_connect(&self) -> std::io::Result<TlsStream<TcpStream>> {
+        let connector = TlsConnector::from(Arc::new(self.ca.client_config()));
+        let tcp = TcpStream::connect(self.addr).await?;
+        let name = ServerName::IpAddress(self.addr.ip().into());
+        connector.connect(name, tcp).await
+    }
+
+    /// The leaf certificate a new connection is served.
+    pub async fn served_cert(&self) -> Vec<u8> {
+        let tls = self.tls_connect().await.unwrap();
+        let (_, conn) = tls.get_ref();
+        conn.peer_certificates().unwrap()[0].to_vec()
+    }
+
+    /// Take the running server out (to shut it down from another task).
+    pub fn take_server(&mut self) -> RunningServer {
+        self.server.take().unwrap()
+    }
+}
+
+/// Lay out a pair the way kubelet does for Secret volumes:
+/// `dir/<ts>/tls.*`, `dir/..data -> <ts>`, `dir/tls.* -> ..data/tls.*`.
+pub fn symlinked_pair(dir: &Path, ts: &str, pair: &Pair) {
+    let data = dir.join(ts);
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("tls.crt"), &pair.cert).unwrap();
+    std::fs::write(data.join("tls.key"), &pair.key).unwrap();
+    let tmp = dir.join("..data_tmp");
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(ts, &tmp).unwrap();
+    std::fs::rename(&tmp, dir.join("..data")).unwrap();
+    for f in ["tls.crt", "tls.key"] {
+        let link = dir.join(f);
+        if std::fs::symlink_metadata(&link).is_err() {
+            std::os::unix::fs::symlink(Path::new("..data").join(f), &link).unwrap();
+        }
+    }
+}
+
+/// Poll `check` until it is true or `timeout` passes; panics naming `what`.
+pub async fn eventually<F, Fut>(what: &str, timeout: Duration, mut check: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let start = Instant::now();
+    loop {
+        if check().await {
+            return start.elapsed();
+        }
+        assert!(start.elapsed() < timeout, "not within {timeout:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// The value of a metric line (`name{labels} value`), 0 when absent.
+pub fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(series)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0.0)
+}
+
+/// Send raw bytes on a new TLS connection and read the whole answer (until the
+/// server closes, or `timeout`).
+pub async fn raw_exchange(h: &Harness, request: &[u8], timeout: Duration) -> String {
+    let mut tls = h.tls_connect().await.unwrap();
+    tls.write_all(request).await.unwrap();
+    read_until_close(&mut tls, timeout).await
+}
+
+/// Read from a stream until EOF, an error, or `timeout`.
+pub async fn read_until_close(tls: &mut TlsStream<TcpStream>, timeout: Duration) -> String {
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(timeout, async {
+        let mut buf = [0u8; 8192];
+        loop {
+            match tls.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    String::from_utf8_lossy(&out).into_owned()
+}
