@@ -26,6 +26,25 @@ pub enum Command {
     Inject(OfflineArgs),
     /// Print the validating verdict, offline; exit 1 when denied.
     Check(OfflineArgs),
+    /// Print the webhook configurations with a CA bundle filled in (no cainjector).
+    WebhookConfig(WebhookConfigArgs),
+}
+
+/// `webhook-config` flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WebhookConfigArgs {
+    /// PEM file of the CA that signed the webhook's serving certificate.
+    #[arg(long)]
+    pub ca_bundle: PathBuf,
+    /// Namespace of the webhook's Service.
+    #[arg(long, default_value = "vespa-tls-webhook")]
+    pub service_namespace: String,
+    /// Name of the webhook's Service.
+    #[arg(long, default_value = "vespa-tls-webhook")]
+    pub service_name: String,
+    /// Reach the webhook at this URL instead of a Service (e.g. https://127.0.0.1:8443).
+    #[arg(long, conflicts_with_all = ["service_namespace", "service_name"])]
+    pub url: Option<String>,
 }
 
 /// Log output format.
@@ -117,6 +136,30 @@ pub fn run(args: Args) -> ExitCode {
         },
         Command::Inject(a) => offline_exit(run_offline(&a, true)),
         Command::Check(a) => offline_exit(run_offline(&a, false)),
+        Command::WebhookConfig(a) => {
+            let rendered = std::fs::read_to_string(&a.ca_bundle)
+                .map_err(|e| format!("--ca-bundle {}: {e}", a.ca_bundle.display()))
+                .and_then(|pem| {
+                    let endpoint = match &a.url {
+                        Some(url) => crate::webhook_config::Endpoint::Url(url),
+                        None => crate::webhook_config::Endpoint::Service {
+                            namespace: &a.service_namespace,
+                            name: &a.service_name,
+                        },
+                    };
+                    crate::webhook_config::render(&pem, &endpoint).map_err(|e| e.to_string())
+                });
+            match rendered {
+                Ok(out) => {
+                    print!("{out}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
     }
 }
 

@@ -30,3 +30,4 @@ pub mod settings;
 pub mod target;
 pub mod tls;
 pub mod validate;
+pub mod webhook_config;
