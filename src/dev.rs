@@ -26,16 +26,21 @@ pub struct DevCerts {
 pub enum DevError {
     /// Generating keys or certificates failed.
     #[error("generating development certificates: {0}")]
-    Generate(#[from] rcgen::Error),
+    Generate(rcgen::Error),
     /// Writing them failed.
-    #[error("--certs-dir: cannot write {}: {source}", path.display())]
+    #[error("--certs-dir: cannot write {}: {error}", path.display())]
     Write {
         /// The file or directory.
         path: PathBuf,
         /// The OS error.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
+}
+
+impl From<rcgen::Error> for DevError {
+    fn from(e: rcgen::Error) -> Self {
+        DevError::Generate(e)
+    }
 }
 
 /// The PEM texts of a development CA and serving pair.
@@ -81,9 +86,9 @@ pub fn generate_pems() -> Result<DevPems, DevError> {
 }
 
 fn write(path: &Path, text: &str, private: bool) -> Result<(), DevError> {
-    let err = |source| DevError::Write {
+    let err = |error| DevError::Write {
         path: path.to_path_buf(),
-        source,
+        error,
     };
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
@@ -100,9 +105,9 @@ fn write(path: &Path, text: &str, private: bool) -> Result<(), DevError> {
 
 /// Generate and write `ca.crt`, `tls.crt` and `tls.key` into `dir` (created if needed).
 pub fn write_certs(dir: &Path) -> Result<DevCerts, DevError> {
-    std::fs::create_dir_all(dir).map_err(|source| DevError::Write {
+    std::fs::create_dir_all(dir).map_err(|error| DevError::Write {
         path: dir.to_path_buf(),
-        source,
+        error,
     })?;
     let pems = generate_pems()?;
     let out = DevCerts {

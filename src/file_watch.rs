@@ -29,13 +29,12 @@ pub struct Snapshot {
 
 /// A watched file could not be read.
 #[derive(Debug, thiserror::Error)]
-#[error("{}: {source}", path.display())]
+#[error("{}: {error}", path.display())]
 pub struct ReadError {
     /// The file.
     pub path: PathBuf,
     /// The OS error.
-    #[source]
-    pub source: io::Error,
+    pub error: io::Error,
 }
 
 /// Fingerprint a list of byte strings.
@@ -62,18 +61,18 @@ pub fn read_now(paths: &[PathBuf]) -> Result<Snapshot, ReadError> {
 }
 
 fn read_one(path: &Path) -> Result<Vec<u8>, ReadError> {
-    std::fs::read(path).map_err(|source| ReadError {
+    std::fs::read(path).map_err(|error| ReadError {
         path: path.to_path_buf(),
-        source,
+        error,
     })
 }
 
 async fn read_async(paths: &[PathBuf]) -> Result<Snapshot, ReadError> {
     let mut contents = Vec::with_capacity(paths.len());
     for p in paths {
-        let bytes = tokio::fs::read(p).await.map_err(|source| ReadError {
+        let bytes = tokio::fs::read(p).await.map_err(|error| ReadError {
             path: p.clone(),
-            source,
+            error,
         })?;
         contents.push(bytes);
     }

@@ -2,6 +2,8 @@
 //!
 //! `RUST_LOG` selects what is logged (default `info`).
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::LogFormat;
@@ -15,11 +17,15 @@ pub fn init(format: LogFormat) {
     // `try_init` fails only when a subscriber is already installed: keep that one.
     let _ = match format {
         LogFormat::Json => builder
+            .with_ansi(false)
             .json()
             .flatten_event(true)
             .with_current_span(false)
             .with_span_list(false)
             .try_init(),
-        LogFormat::Text => builder.with_target(false).try_init(),
+        LogFormat::Text => builder
+            .with_target(false)
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
     };
 }

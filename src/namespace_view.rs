@@ -83,22 +83,20 @@ pub enum NamespaceViewError {
     #[error("kubernetes client: {0}")]
     Client(String),
     /// `--namespaces` could not be read.
-    #[error("--namespaces {}: {source}", path.display())]
+    #[error("--namespaces {}: {error}", path.display())]
     Read {
         /// The file.
         path: PathBuf,
         /// The OS error.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// `--namespaces` is not valid.
-    #[error("--namespaces {}: {source}", path.display())]
+    #[error("--namespaces {}: {error}", path.display())]
     Invalid {
         /// The file.
         path: PathBuf,
         /// What is wrong.
-        #[source]
-        source: crate::namespaces::NamespacesFileError,
+        error: crate::namespaces::NamespacesFileError,
     },
 }
 
@@ -211,9 +209,9 @@ fn index(namespaces: Vec<NamespaceMeta>) -> HashMap<String, NamespaceMeta> {
 }
 
 fn parse_file(bytes: &[u8], path: &Path) -> Result<Vec<NamespaceMeta>, NamespaceViewError> {
-    let invalid = |source| NamespaceViewError::Invalid {
+    let invalid = |error| NamespaceViewError::Invalid {
         path: path.to_path_buf(),
-        source,
+        error,
     };
     let text = std::str::from_utf8(bytes).map_err(|e| {
         invalid(crate::namespaces::NamespacesFileError::Parse(format!(
@@ -336,7 +334,7 @@ impl NamespaceView {
             file_watch::read_now(std::slice::from_ref(&path.to_path_buf())).map_err(|e| {
                 NamespaceViewError::Read {
                     path: e.path,
-                    source: e.source,
+                    error: e.error,
                 }
             })?;
         let list = parse_file(&snap.contents[0], path)?;
@@ -357,7 +355,7 @@ impl NamespaceView {
             let outcome = result
                 .map_err(|e| NamespaceViewError::Read {
                     path: e.path,
-                    source: e.source,
+                    error: e.error,
                 })
                 .and_then(|snap| parse_file(&snap.contents[0], &path));
             match outcome {

@@ -20,22 +20,20 @@ use crate::policy::{ClusterPolicy, PolicyFileError};
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
     /// The file could not be read.
-    #[error("--policy {}: {source}", path.display())]
+    #[error("--policy {}: {error}", path.display())]
     Read {
         /// The file.
         path: PathBuf,
         /// The OS error.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The file is not a valid policy.
-    #[error("--policy {}: {source}", path.display())]
+    #[error("--policy {}: {error}", path.display())]
     Invalid {
         /// The file.
         path: PathBuf,
         /// What is wrong.
-        #[source]
-        source: PolicyFileError,
+        error: PolicyFileError,
     },
 }
 
@@ -80,9 +78,9 @@ pub struct PolicyWatch {
 }
 
 fn parse(text: &[u8], path: &Path, webhook_ns: Option<&str>) -> Result<ClusterPolicy, PolicyError> {
-    let invalid = |source| PolicyError::Invalid {
+    let invalid = |error| PolicyError::Invalid {
         path: path.to_path_buf(),
-        source,
+        error,
     };
     let text = std::str::from_utf8(text)
         .map_err(|e| invalid(PolicyFileError::Parse(format!("not UTF-8: {e}"))))?;
@@ -107,7 +105,7 @@ impl PolicyWatch {
                 let snap = file_watch::read_now(std::slice::from_ref(path)).map_err(|e| {
                     PolicyError::Read {
                         path: e.path,
-                        source: e.source,
+                        error: e.error,
                     }
                 })?;
                 (parse(&snap.contents[0], path, ns)?, Some(snap.fingerprint))
@@ -144,7 +142,7 @@ impl PolicyWatch {
                 let outcome = result
                     .map_err(|e| PolicyError::Read {
                         path: e.path,
-                        source: e.source,
+                        error: e.error,
                     })
                     .and_then(|snap| parse(&snap.contents[0], &path, ns.as_deref()));
                 match outcome {

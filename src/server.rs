@@ -54,6 +54,9 @@ pub const MAX_BODY: usize = 4 * 1024 * 1024 + 64 * 1024;
 /// 413, so the client sees the answer rather than a reset connection.
 const DRAIN_LIMIT: u64 = 16 * 1024 * 1024;
 
+/// Body buffer allocated up front (it grows as data arrives).
+const INITIAL_BUFFER: usize = 64 * 1024;
+
 /// Everything [`Server::start`] needs.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -101,15 +104,14 @@ impl ServerConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     /// A listener could not be bound.
-    #[error("{flag} {addr}: {source}")]
+    #[error("{flag} {addr}: {error}")]
     Bind {
         /// `--addr` or `--metrics-addr`.
         flag: &'static str,
         /// The address.
         addr: SocketAddr,
         /// The OS error.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The serving certificate was refused.
     #[error(transparent)]
@@ -164,7 +166,7 @@ impl Server {
         let bind = |flag: &'static str, addr: SocketAddr| async move {
             TcpListener::bind(addr)
                 .await
-                .map_err(|source| ServerError::Bind { flag, addr, source })
+                .map_err(|error| ServerError::Bind { flag, addr, error })
         };
         let listener = bind("--addr", config.addr).await?;
         let metrics_listener = match config.metrics_addr {
@@ -173,7 +175,7 @@ impl Server {
         };
         let local = |l: &TcpListener, flag, addr| {
             l.local_addr()
-                .map_err(|source| ServerError::Bind { flag, addr, source })
+                .map_err(|error| ServerError::Bind { flag, addr, error })
         };
         let local_addr = local(&listener, "--addr", config.addr)?;
         let metrics_addr = match (&metrics_listener, config.metrics_addr) {
@@ -451,8 +453,12 @@ async fn read_body(req: Request, limit: usize, timeout: Duration) -> Result<Vec<
         drain(body, deadline).await;
         return Err(BodyError::TooLarge);
     }
-    let capacity = declared.map_or(64 * 1024, |n| usize::try_from(n).unwrap_or(limit));
-    let mut buf = Vec::with_capacity(capacity.min(limit));
+    // Trust the declared length only so far: a client declaring 4 MiB and
+    // sending nothing must not cost 4 MiB for the whole read timeout.
+    let capacity = declared.map_or(INITIAL_BUFFER, |n| {
+        usize::try_from(n).map_or(INITIAL_BUFFER, |n| n.min(INITIAL_BUFFER))
+    });
+    let mut buf = Vec::with_capacity(capacity);
     loop {
         let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
             Err(_) => return Err(BodyError::Timeout(timeout)),

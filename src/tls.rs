@@ -31,15 +31,14 @@ pub const KEY_FLAG: &str = "--tls-key";
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     /// A file could not be read.
-    #[error("{flag} {}: {source}", path.display())]
+    #[error("{flag} {}: {error}", path.display())]
     Read {
         /// `--tls-cert` or `--tls-key`.
         flag: &'static str,
         /// The file.
         path: PathBuf,
         /// The OS error.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The certificate file holds no usable certificate.
     #[error("{CERT_FLAG} {}: {reason}", path.display())]
@@ -69,7 +68,7 @@ pub enum TlsError {
     },
     /// The TLS configuration could not be built.
     #[error("TLS configuration: {0}")]
-    Config(#[from] rustls::Error),
+    Config(rustls::Error),
 }
 
 /// A certificate/key pair ready to serve.
@@ -165,7 +164,7 @@ fn read_error(e: ReadError, cert_path: &Path) -> TlsError {
     TlsError::Read {
         flag,
         path: e.path,
-        source: e.source,
+        error: e.error,
     }
 }
 
@@ -236,7 +235,8 @@ impl CertStore {
     /// on every handshake. ALPN offers `http/1.1` only.
     pub fn server_config(self: &Arc<Self>) -> Result<Arc<ServerConfig>, TlsError> {
         let mut config = ServerConfig::builder_with_provider(provider())
-            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .map_err(TlsError::Config)?
             .with_no_client_auth()
             .with_cert_resolver(Arc::new(Resolver(self.clone())));
         config.alpn_protocols = vec![b"http/1.1".to_vec()];

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod bad_bodies;
+mod cluster;
 mod fixtures;
 mod lifecycle;
 mod mutate;

@@ -131,6 +131,8 @@ pub struct Options {
     pub read_timeout: Duration,
     /// Serve cert and key through a Kubernetes-style `..data` symlink.
     pub symlinked: bool,
+    /// Read namespaces from this cluster instead of the namespaces file.
+    pub cluster: Option<kube::Client>,
 }
 
 impl Default for Options {
@@ -142,6 +144,7 @@ impl Default for Options {
             metrics_listener: false,
             read_timeout: Duration::from_secs(3),
             symlinked: false,
+            cluster: None,
         }
     }
 }
@@ -200,7 +203,10 @@ impl Harness {
             path: opts.policy.as_ref().map(|_| policy_path.clone()),
             webhook_namespace: Some(WEBHOOK_NAMESPACE.into()),
         };
-        config.namespaces = NamespaceSource::File(namespaces_path.clone());
+        config.namespaces = match opts.cluster {
+            Some(client) => NamespaceSource::Client(client),
+            None => NamespaceSource::File(namespaces_path.clone()),
+        };
         config.read_timeout = opts.read_timeout;
         config.shutdown_timeout = Duration::from_secs(5);
         let server = Server::start(config).await.unwrap();
