@@ -184,13 +184,15 @@ impl Plan {
                 }
             }
         }
-        if let Some(init) = spec.get("initContainers").and_then(Value::as_array) {
-            if let Some(i) = init.iter().position(|c| name_of(c) == Some(CONTAINER)) {
-                return Err(InjectError::Malformed {
-                    path: format!("{}/initContainers/{i}", template.pointer),
-                    problem: "an initContainer named \"vespa\" would shadow the main container; rename it".into(),
-                });
-            }
+        if let Some(init) = spec.get("initContainers").and_then(Value::as_array)
+            && let Some(i) = init.iter().position(|c| name_of(c) == Some(CONTAINER))
+        {
+            return Err(InjectError::Malformed {
+                path: format!("{}/initContainers/{i}", template.pointer),
+                problem:
+                    "an initContainer named \"vespa\" would shadow the main container; rename it"
+                        .into(),
+            });
         }
         self.entries(
             spec,

@@ -65,12 +65,12 @@ pub fn parse(text: &str) -> Result<Vec<NamespaceMeta>, NamespacesFileError> {
     }
     let mut out = Vec::with_capacity(objects.len());
     for (i, o) in objects.into_iter().enumerate() {
-        if let Some(kind) = o.kind.as_deref() {
-            if kind != "Namespace" {
-                return Err(NamespacesFileError::Parse(format!(
-                    "entry {i} is a {kind}, expected Namespace"
-                )));
-            }
+        if let Some(kind) = o.kind.as_deref()
+            && kind != "Namespace"
+        {
+            return Err(NamespacesFileError::Parse(format!(
+                "entry {i} is a {kind}, expected Namespace"
+            )));
         }
         let m = o.metadata.unwrap_or_default();
         let name = m.name.ok_or(NamespacesFileError::NoName(i))?;

@@ -302,12 +302,12 @@ impl ClusterPolicy {
             allow_opt_out: c.allow_opt_out,
             allow_mixed_mode: c.allow_mixed_mode,
         };
-        if let (Some(max), Some(min)) = (&constraints.max_duration, &constraints.min_renew_before) {
-            if min >= max {
-                return Err(PolicyFileError::Invalid(format!(
-                    "constraints.minRenewBefore {min} must be below constraints.maxDuration {max}"
-                )));
-            }
+        if let (Some(max), Some(min)) = (&constraints.max_duration, &constraints.min_renew_before)
+            && min >= max
+        {
+            return Err(PolicyFileError::Invalid(format!(
+                "constraints.minRenewBefore {min} must be below constraints.maxDuration {max}"
+            )));
         }
         let excluded = file
             .excluded_namespaces
@@ -503,23 +503,23 @@ impl Constraints {
         origin: &dyn Fn(&str) -> String,
     ) -> Vec<SettingError> {
         let mut errors = Vec::new();
-        if let Some(max) = &self.max_duration {
-            if cert.duration > *max {
-                errors.push(SettingError::NotAllowed {
-                    origin: origin("duration"),
-                    value: cert.duration.to_string(),
-                    allowed: format!("maxDuration is {max}"),
-                });
-            }
+        if let Some(max) = &self.max_duration
+            && cert.duration > *max
+        {
+            errors.push(SettingError::NotAllowed {
+                origin: origin("duration"),
+                value: cert.duration.to_string(),
+                allowed: format!("maxDuration is {max}"),
+            });
         }
-        if let Some(min) = &self.min_renew_before {
-            if cert.renew_before < *min {
-                errors.push(SettingError::NotAllowed {
-                    origin: origin("renew-before"),
-                    value: cert.renew_before.to_string(),
-                    allowed: format!("minRenewBefore is {min}"),
-                });
-            }
+        if let Some(min) = &self.min_renew_before
+            && cert.renew_before < *min
+        {
+            errors.push(SettingError::NotAllowed {
+                origin: origin("renew-before"),
+                value: cert.renew_before.to_string(),
+                allowed: format!("minRenewBefore is {min}"),
+            });
         }
         if !self.allowed_key_algorithms.is_empty()
             && !self.allowed_key_algorithms.contains(&cert.key_algorithm)

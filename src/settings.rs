@@ -575,14 +575,14 @@ fn parse_cert_spec(
             invalid(errors, s, problem);
         }
     }
-    if let Some(s) = &dns_names {
-        if s.value.split(',').any(|n| n.trim().is_empty()) {
-            invalid(
-                errors,
-                s,
-                "accepted: a comma-separated list of DNS names without empty entries".into(),
-            );
-        }
+    if let Some(s) = &dns_names
+        && s.value.split(',').any(|n| n.trim().is_empty())
+    {
+        invalid(
+            errors,
+            s,
+            "accepted: a comma-separated list of DNS names without empty entries".into(),
+        );
     }
 
     let parse_duration = |errors: &mut Vec<SettingError>, s: &Option<Sourced>| {
@@ -612,16 +612,16 @@ fn parse_cert_spec(
         .or_else(|| (duration.is_none() && from_volume).then(|| GoDuration::from_hours(720)));
     let renew_v = parse_duration(errors, &renew_before)
         .or_else(|| (renew_before.is_none() && from_volume).then(|| GoDuration::from_hours(240)));
-    if let (Some(d), Some(r), Some(rs)) = (&duration_v, &renew_v, &renew_before) {
-        if r >= d {
-            invalid(
-                errors,
-                rs,
-                format!(
-                    "accepted: a duration below duration {d} (renew-before must be shorter than the certificate's lifetime)"
-                ),
-            );
-        }
+    if let (Some(d), Some(r), Some(rs)) = (&duration_v, &renew_v, &renew_before)
+        && r >= d
+    {
+        invalid(
+            errors,
+            rs,
+            format!(
+                "accepted: a duration below duration {d} (renew-before must be shorter than the certificate's lifetime)"
+            ),
+        );
     }
     if duration.is_none() && !from_volume {
         errors.push(SettingError::Missing {
@@ -667,12 +667,11 @@ fn parse_cert_spec(
             }
         },
     };
-    if let (Some(a), Some(s)) = (algorithm, &key_size) {
-        if s.value.parse::<u32>().is_ok() {
-            if let Err(accepted) = a.check_size(size) {
-                invalid(errors, s, format!("accepted: {accepted}"));
-            }
-        }
+    if let (Some(a), Some(s)) = (algorithm, &key_size)
+        && s.value.parse::<u32>().is_ok()
+        && let Err(accepted) = a.check_size(size)
+    {
+        invalid(errors, s, format!("accepted: {accepted}"));
     }
     let encoding = match &key_encoding {
         None if from_volume => Some(KeyEncoding::Pkcs1),

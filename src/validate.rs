@@ -96,18 +96,17 @@ pub fn check(
                 .iter()
                 .find(|v| v.get("name").and_then(Value::as_str) == Some(name))
         };
-        if !constraints.allow_mixed_mode {
-            if let Some(i) = env
+        if !constraints.allow_mixed_mode
+            && let Some(i) = env
                 .iter()
                 .position(|e| e.get("name").and_then(Value::as_str) == Some(ENV_MIXED_MODE))
-            {
-                f(
-                    format!("{cpath}/env/{i}"),
-                    format!(
-                        "{ENV_MIXED_MODE} is set, but the cluster policy sets allowMixedMode: false"
-                    ),
-                );
-            }
+        {
+            f(
+                format!("{cpath}/env/{i}"),
+                format!(
+                    "{ENV_MIXED_MODE} is set, but the cluster policy sets allowMixedMode: false"
+                ),
+            );
         }
         for part in parts(settings, t.role) {
             check_env(env, &part, &cpath, &mut f);

@@ -52,16 +52,17 @@ pub fn render(ca_pem: &str, endpoint: &Endpoint<'_>) -> Result<String, WebhookCo
     let bundle = base64::engine::general_purpose::STANDARD.encode(ca_pem.trim().as_bytes());
     let mut out = String::new();
     for doc in serde_yaml::Deserializer::from_str(SHIPPED) {
-        let mut v = Value::deserialize(doc).map_err(|e| WebhookConfigError::Embedded(e.to_string()))?;
+        let mut v =
+            Value::deserialize(doc).map_err(|e| WebhookConfigError::Embedded(e.to_string()))?;
         if v.is_null() {
             continue;
         }
-        if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-            if let Some(a) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
-                a.remove("cert-manager.io/inject-ca-from");
-                if a.is_empty() {
-                    meta.remove("annotations");
-                }
+        if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut)
+            && let Some(a) = meta.get_mut("annotations").and_then(Value::as_object_mut)
+        {
+            a.remove("cert-manager.io/inject-ca-from");
+            if a.is_empty() {
+                meta.remove("annotations");
             }
         }
         for hook in v
@@ -132,7 +133,10 @@ mod tests {
         let bundle = base64::engine::general_purpose::STANDARD.encode(PEM.trim());
         let mut hooks = 0;
         for d in &docs {
-            assert!(d.pointer("/metadata/annotations/cert-manager.io~1inject-ca-from").is_none());
+            assert!(
+                d.pointer("/metadata/annotations/cert-manager.io~1inject-ca-from")
+                    .is_none()
+            );
             for h in d["webhooks"].as_array().unwrap() {
                 hooks += 1;
                 assert_eq!(h["clientConfig"]["caBundle"], bundle.as_str());

@@ -1,5 +1,7 @@
 //! The offline CLI (`inject`, `check`) as a user runs it: the real binary.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 

@@ -8,6 +8,8 @@
 //! They only parse YAML. Schema validation against current Kubernetes versions, checkov and
 //! a server-side dry run are done by `deploy/check.sh`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;

@@ -232,8 +232,18 @@ fn objects_being_deleted_are_never_blocked() {
         .with_annotation("tls.vespa.ai/inject", "false")
         .set("/metadata/deletionTimestamp", json!("2026-11-28T00:00:00Z"));
     for endpoint in [Endpoint::Mutate, Endpoint::Validate] {
-        let d = run_update(endpoint, gone.json(), gone.json(), &ns("vespa", "enforced"), &ClusterPolicy::default());
-        assert!(d.allowed && d.patch.is_empty(), "{endpoint:?}: {}", d.message);
+        let d = run_update(
+            endpoint,
+            gone.json(),
+            gone.json(),
+            &ns("vespa", "enforced"),
+            &ClusterPolicy::default(),
+        );
+        assert!(
+            d.allowed && d.patch.is_empty(),
+            "{endpoint:?}: {}",
+            d.message
+        );
         assert_eq!(d.reason, "deleting");
     }
 }

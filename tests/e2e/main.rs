@@ -10,6 +10,8 @@
 //! A custom harness (`harness = false`): the scenarios share one webhook process
 //! and one registration, run in order, and the summary line gives their count.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::future::Future;
 use std::pin::Pin;
 use std::process::{Child, Command, Stdio};
@@ -78,18 +80,31 @@ impl Ctx {
         Ok(serde_json::to_value(created)?)
     }
 
-    async fn create_pod(&self, ns: &str, name: &str, containers: Value, labels: Value) -> Result<Value> {
+    async fn create_pod(
+        &self,
+        ns: &str,
+        name: &str,
+        containers: Value,
+        labels: Value,
+    ) -> Result<Value> {
         let pod: Pod = serde_json::from_value(json!({
             "apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": name, "namespace": ns, "labels": labels},
             "spec": {"containers": containers}
         }))?;
-        Ok(serde_json::to_value(self.pods(ns).create(&PostParams::default(), &pod).await?)?)
+        Ok(serde_json::to_value(
+            self.pods(ns).create(&PostParams::default(), &pod).await?,
+        )?)
     }
 }
 
 /// The namespace-name label Kubernetes ≥ 1.21 sets itself (1.20 does not).
-async fn ensure_namespace(client: &Client, name: &str, labels: Value, annotations: Value) -> Result<()> {
+async fn ensure_namespace(
+    client: &Client,
+    name: &str,
+    labels: Value,
+    annotations: Value,
+) -> Result<()> {
     let mut labels = labels;
     labels["kubernetes.io/metadata.name"] = json!(name);
     let ns: Namespace = serde_json::from_value(json!({
@@ -100,8 +115,12 @@ async fn ensure_namespace(client: &Client, name: &str, labels: Value, annotation
     match api.create(&PostParams::default(), &ns).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(e)) if e.code == 409 => {
-            api.patch(name, &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": labels, "annotations": annotations}})))
-                .await?;
+            api.patch(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"labels": labels, "annotations": annotations}})),
+            )
+            .await?;
             Ok(())
         }
         Err(e) => Err(e.into()),
@@ -115,7 +134,14 @@ fn labelled(mode: &str) -> Value {
 /// Server-set metadata and our fingerprint removed, for comparing with the seed.
 fn as_written(mut v: Value) -> Value {
     let meta = v["metadata"].as_object_mut().expect("metadata");
-    for k in ["uid", "resourceVersion", "creationTimestamp", "generation", "managedFields", "selfLink"] {
+    for k in [
+        "uid",
+        "resourceVersion",
+        "creationTimestamp",
+        "generation",
+        "managedFields",
+        "selfLink",
+    ] {
         meta.remove(k);
     }
     if let Some(a) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
@@ -138,15 +164,23 @@ fn enabled_vespaset_is_stored_as_seed_step4(ctx: Ctx) -> Pin<Box<dyn Future<Outp
         // The seed's attributes name namespace `vespa`; recreate the object there.
         ensure_namespace(&ctx.client, "vespa", labelled("enabled"), json!({})).await?;
         let api = ctx.vespasets("vespa");
-        let _ = api.delete("vespaset-sample", &DeleteParams::default()).await;
+        let _ = api
+            .delete("vespaset-sample", &DeleteParams::default())
+            .await;
         let stored = ctx
             .create_vespaset("vespa", yaml_file("tests/golden/seed-step4-stripped.yaml"))
             .await?;
-        let fingerprint = stored.pointer("/metadata/annotations/tls.vespa.ai~1injected").cloned();
-        ensure!(fingerprint.is_some(), "no fingerprint annotation on {stored}");
+        let fingerprint = stored
+            .pointer("/metadata/annotations/tls.vespa.ai~1injected")
+            .cloned();
+        ensure!(
+            fingerprint.is_some(),
+            "no fingerprint annotation on {stored}"
+        );
         let got = api.get("vespaset-sample").await?;
         ensure!(
-            as_written(serde_json::to_value(got)?) == yaml_file("tests/golden/seed-step4-vespaset.yaml"),
+            as_written(serde_json::to_value(got)?)
+                == yaml_file("tests/golden/seed-step4-vespaset.yaml"),
             "stored VespaSet differs from seed Step 4"
         );
         Ok(())
@@ -157,37 +191,76 @@ fn ingress_annotation_gives_seed_step5(ctx: Ctx) -> Pin<Box<dyn Future<Output = 
     Box::pin(async move {
         // Same names as the seed through annotations: they change the injected attributes.
         let ns = ctx
-            .namespace("e2e-ingress", labelled("enabled"), json!({
-                "tls.vespa.ai/ingress-issuer-name": "ingress-issuer",
-                "tls.vespa.ai/dns-names": "*.vespa.svc.cluster.local,localhost",
-                "tls.vespa.ai/common-name": "${POD_NAME}.vespa.svc.cluster.local",
-            }))
+            .namespace(
+                "e2e-ingress",
+                labelled("enabled"),
+                json!({
+                    "tls.vespa.ai/ingress-issuer-name": "ingress-issuer",
+                    "tls.vespa.ai/dns-names": "*.vespa.svc.cluster.local,localhost",
+                    "tls.vespa.ai/common-name": "${POD_NAME}.vespa.svc.cluster.local",
+                }),
+            )
             .await?;
         let stored = ctx
             .create_vespaset(&ns, yaml_file("tests/golden/seed-step4-stripped.yaml"))
             .await?;
         let step5 = yaml_file("tests/golden/seed-step5-vespaset.yaml");
         let step4 = yaml_file("tests/golden/seed-step4-vespaset.yaml");
-        ensure!(stored["spec"]["application"] == step5["spec"]["application"], "application differs from Step 5: {}", stored["spec"]["application"]);
-        ensure!(stored["spec"]["configServer"] == step4["spec"]["configServer"], "configServer differs from Step 4");
+        ensure!(
+            stored["spec"]["application"] == step5["spec"]["application"],
+            "application differs from Step 5: {}",
+            stored["spec"]["application"]
+        );
+        ensure!(
+            stored["spec"]["configServer"] == step4["spec"]["configServer"],
+            "configServer differs from Step 4"
+        );
         Ok(())
     })
 }
 
-fn pods_injected_only_with_a_vespa_container(ctx: Ctx) -> Pin<Box<dyn Future<Output = Result<()>>>> {
+fn pods_injected_only_with_a_vespa_container(
+    ctx: Ctx,
+) -> Pin<Box<dyn Future<Output = Result<()>>>> {
     Box::pin(async move {
-        let ns = ctx.namespace("e2e-pods", labelled("enabled"), json!({})).await?;
-        let app = ctx
-            .create_pod(&ns, "app", json!([{"name": "vespa", "image": "vespaengine/vespa"}]), json!({}))
+        let ns = ctx
+            .namespace("e2e-pods", labelled("enabled"), json!({}))
             .await?;
-        let names: Vec<&str> = app["spec"]["volumes"].as_array().context("volumes")?.iter().filter_map(|v| v["name"].as_str()).collect();
-        ensure!(names.contains(&"tls-certs") && names.contains(&"tls-config"), "app pod volumes {names:?}");
+        let app = ctx
+            .create_pod(
+                &ns,
+                "app",
+                json!([{"name": "vespa", "image": "vespaengine/vespa"}]),
+                json!({}),
+            )
+            .await?;
+        let names: Vec<&str> = app["spec"]["volumes"]
+            .as_array()
+            .context("volumes")?
+            .iter()
+            .filter_map(|v| v["name"].as_str())
+            .collect();
+        ensure!(
+            names.contains(&"tls-certs") && names.contains(&"tls-config"),
+            "app pod volumes {names:?}"
+        );
         ensure!(app["spec"]["containers"][0]["env"][0]["name"] == "VESPA_TLS_CONFIG_FILE");
         let other = ctx
-            .create_pod(&ns, "nginx", json!([{"name": "nginx", "image": "nginx"}]), json!({}))
+            .create_pod(
+                &ns,
+                "nginx",
+                json!([{"name": "nginx", "image": "nginx"}]),
+                json!({}),
+            )
             .await?;
-        ensure!(other["metadata"].get("annotations").is_none(), "non-Vespa pod annotated");
-        ensure!(other["spec"]["containers"][0].get("env").is_none(), "non-Vespa pod got env");
+        ensure!(
+            other["metadata"].get("annotations").is_none(),
+            "non-Vespa pod annotated"
+        );
+        ensure!(
+            other["spec"]["containers"][0].get("env").is_none(),
+            "non-Vespa pod got env"
+        );
         Ok(())
     })
 }
@@ -198,27 +271,50 @@ fn unlabelled_namespaces_are_untouched(ctx: Ctx) -> Pin<Box<dyn Future<Output = 
         let stored = ctx
             .create_vespaset(&ns, yaml_file("tests/golden/seed-step4-stripped.yaml"))
             .await?;
-        ensure!(stored["metadata"].get("annotations").is_none(), "annotated in unlabelled namespace");
-        ensure!(stored["spec"]["application"]["podTemplate"]["spec"].get("volumes").is_none());
+        ensure!(
+            stored["metadata"].get("annotations").is_none(),
+            "annotated in unlabelled namespace"
+        );
+        ensure!(
+            stored["spec"]["application"]["podTemplate"]["spec"]
+                .get("volumes")
+                .is_none()
+        );
         Ok(())
     })
 }
 
-fn enforced_rejects_opt_out_conflicts_and_tls_removal(ctx: Ctx) -> Pin<Box<dyn Future<Output = Result<()>>>> {
+fn enforced_rejects_opt_out_conflicts_and_tls_removal(
+    ctx: Ctx,
+) -> Pin<Box<dyn Future<Output = Result<()>>>> {
     Box::pin(async move {
-        let ns = ctx.namespace("e2e-enforced", labelled("enforced"), json!({})).await?;
+        let ns = ctx
+            .namespace("e2e-enforced", labelled("enforced"), json!({}))
+            .await?;
         let base = yaml_file("tests/golden/seed-step4-stripped.yaml");
 
         let mut opt_out = base.clone();
         opt_out["metadata"]["name"] = json!("opt-out");
         opt_out["metadata"]["annotations"] = json!({"tls.vespa.ai/inject": "false"});
-        let e = ctx.create_vespaset(&ns, opt_out).await.err().context("opt-out accepted")?;
-        ensure!(denial(e).contains("is not allowed where TLS is enforced"), "opt-out denial");
+        let e = ctx
+            .create_vespaset(&ns, opt_out)
+            .await
+            .err()
+            .context("opt-out accepted")?;
+        ensure!(
+            denial(e).contains("is not allowed where TLS is enforced"),
+            "opt-out denial"
+        );
 
         let mut conflict = base.clone();
         conflict["metadata"]["name"] = json!("conflict");
-        conflict["spec"]["application"]["podTemplate"]["spec"]["volumes"] = json!([{"name": "tls-certs", "hostPath": {"path": "/etc/ssl"}}]);
-        let e = ctx.create_vespaset(&ns, conflict).await.err().context("conflict accepted")?;
+        conflict["spec"]["application"]["podTemplate"]["spec"]["volumes"] =
+            json!([{"name": "tls-certs", "hostPath": {"path": "/etc/ssl"}}]);
+        let e = ctx
+            .create_vespaset(&ns, conflict)
+            .await
+            .err()
+            .context("conflict accepted")?;
         let msg = denial(e);
         // The webhook's message reaches the client verbatim.
         ensure!(
@@ -230,43 +326,112 @@ fn enforced_rejects_opt_out_conflicts_and_tls_removal(ctx: Ctx) -> Pin<Box<dyn F
         let mut ok = base.clone();
         ok["metadata"]["name"] = json!("conformant");
         let stored = ctx.create_vespaset(&ns, ok).await?;
-        ensure!(stored["spec"]["configServer"]["podTemplate"]["spec"]["volumes"][0]["name"] == "tls-certs");
+        ensure!(
+            stored["spec"]["configServer"]["podTemplate"]["spec"]["volumes"][0]["name"]
+                == "tls-certs"
+        );
 
         // UPDATE that removes TLS (opt-out is the only way past injection): rejected.
         let mut removed = stored.clone();
         removed["metadata"]["annotations"]["tls.vespa.ai/inject"] = json!("false");
-        removed["spec"]["application"]["podTemplate"]["spec"].as_object_mut().context("spec")?.remove("volumes");
+        removed["spec"]["application"]["podTemplate"]["spec"]
+            .as_object_mut()
+            .context("spec")?
+            .remove("volumes");
         let dynamic: DynamicObject = serde_json::from_value(removed)?;
-        let e = ctx.vespasets(&ns).replace("conformant", &PostParams::default(), &dynamic).await.err().context("TLS removal accepted")?;
-        ensure!(e.to_string().contains("tls.vespa.ai/inject"), "removal denial: {e}");
+        let e = ctx
+            .vespasets(&ns)
+            .replace("conformant", &PostParams::default(), &dynamic)
+            .await
+            .err()
+            .context("TLS removal accepted")?;
+        ensure!(
+            e.to_string().contains("tls.vespa.ai/inject"),
+            "removal denial: {e}"
+        );
 
         // UPDATE that drops TLS from the manifest (a plain re-apply): TLS is restored.
         let mut reapplied = serde_json::to_value(ctx.vespasets(&ns).get("conformant").await?)?;
-        reapplied["spec"]["application"]["podTemplate"] = json!({"spec": {"containers": [{"name": "vespa"}]}});
+        reapplied["spec"]["application"]["podTemplate"] =
+            json!({"spec": {"containers": [{"name": "vespa"}]}});
         let dynamic: DynamicObject = serde_json::from_value(reapplied)?;
-        let back = serde_json::to_value(ctx.vespasets(&ns).replace("conformant", &PostParams::default(), &dynamic).await?)?;
-        ensure!(back["spec"]["application"]["podTemplate"]["spec"]["volumes"][0]["name"] == "tls-certs", "TLS not restored on update");
+        let back = serde_json::to_value(
+            ctx.vespasets(&ns)
+                .replace("conformant", &PostParams::default(), &dynamic)
+                .await?,
+        )?;
+        ensure!(
+            back["spec"]["application"]["podTemplate"]["spec"]["volumes"][0]["name"] == "tls-certs",
+            "TLS not restored on update"
+        );
 
         // A Vespa pod without TLS cannot slip in while the mutating webhook works.
-        let pod = ctx.create_pod(&ns, "p", json!([{"name": "vespa", "image": "v"}]), json!({})).await?;
-        ensure!(pod["spec"]["volumes"].as_array().is_some_and(|v| v.iter().any(|v| v["name"] == "tls-certs")));
+        let pod = ctx
+            .create_pod(
+                &ns,
+                "p",
+                json!([{"name": "vespa", "image": "v"}]),
+                json!({}),
+            )
+            .await?;
+        ensure!(
+            pod["spec"]["volumes"]
+                .as_array()
+                .is_some_and(|v| v.iter().any(|v| v["name"] == "tls-certs"))
+        );
         Ok(())
     })
 }
 
-fn namespace_annotations_change_attributes_and_invalid_ones_deny(ctx: Ctx) -> Pin<Box<dyn Future<Output = Result<()>>>> {
+fn namespace_annotations_change_attributes_and_invalid_ones_deny(
+    ctx: Ctx,
+) -> Pin<Box<dyn Future<Output = Result<()>>>> {
     Box::pin(async move {
         let ns = ctx
-            .namespace("e2e-annotated", labelled("enabled"), json!({"tls.vespa.ai/duration": "100h", "tls.vespa.ai/key-algorithm": "RSA"}))
+            .namespace(
+                "e2e-annotated",
+                labelled("enabled"),
+                json!({"tls.vespa.ai/duration": "100h", "tls.vespa.ai/key-algorithm": "RSA"}),
+            )
             .await?;
-        let pod = ctx.create_pod(&ns, "p", json!([{"name": "vespa", "image": "v"}]), json!({})).await?;
+        let pod = ctx
+            .create_pod(
+                &ns,
+                "p",
+                json!([{"name": "vespa", "image": "v"}]),
+                json!({}),
+            )
+            .await?;
         let attrs = &pod["spec"]["volumes"][0]["csi"]["volumeAttributes"];
-        ensure!(attrs["csi.cert-manager.io/duration"] == "100h" && attrs["csi.cert-manager.io/key-size"] == "2048", "attributes {attrs}");
+        ensure!(
+            attrs["csi.cert-manager.io/duration"] == "100h"
+                && attrs["csi.cert-manager.io/key-size"] == "2048",
+            "attributes {attrs}"
+        );
 
-        let bad = ctx.namespace("e2e-invalid", labelled("enabled"), json!({"tls.vespa.ai/key-size": "7"})).await?;
-        let e = ctx.create_pod(&bad, "p", json!([{"name": "vespa", "image": "v"}]), json!({})).await.err().context("invalid annotation accepted")?;
+        let bad = ctx
+            .namespace(
+                "e2e-invalid",
+                labelled("enabled"),
+                json!({"tls.vespa.ai/key-size": "7"}),
+            )
+            .await?;
+        let e = ctx
+            .create_pod(
+                &bad,
+                "p",
+                json!([{"name": "vespa", "image": "v"}]),
+                json!({}),
+            )
+            .await
+            .err()
+            .context("invalid annotation accepted")?;
         let msg = e.to_string();
-        ensure!(msg.contains("namespace annotation tls.vespa.ai/key-size: \"7\" is invalid") && msg.contains("256, 384 or 521"), "invalid annotation denial: {msg}");
+        ensure!(
+            msg.contains("namespace annotation tls.vespa.ai/key-size: \"7\" is invalid")
+                && msg.contains("256, 384 or 521"),
+            "invalid annotation denial: {msg}"
+        );
         Ok(())
     })
 }
@@ -274,13 +439,37 @@ fn namespace_annotations_change_attributes_and_invalid_ones_deny(ctx: Ctx) -> Pi
 fn label_changes_apply_without_restart(ctx: Ctx) -> Pin<Box<dyn Future<Output = Result<()>>>> {
     Box::pin(async move {
         let ns = ctx.namespace("e2e-relabel", json!({}), json!({})).await?;
-        let pod = ctx.create_pod(&ns, "before", json!([{"name": "vespa", "image": "v"}]), json!({})).await?;
-        ensure!(pod["spec"].get("volumes").is_none_or(|v| !v.to_string().contains("tls-certs")), "injected before labelling");
+        let pod = ctx
+            .create_pod(
+                &ns,
+                "before",
+                json!([{"name": "vespa", "image": "v"}]),
+                json!({}),
+            )
+            .await?;
+        ensure!(
+            pod["spec"]
+                .get("volumes")
+                .is_none_or(|v| !v.to_string().contains("tls-certs")),
+            "injected before labelling"
+        );
         let api: Api<Namespace> = Api::all(ctx.client.clone());
-        api.patch(&ns, &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": labelled("enabled")}}))).await?;
+        api.patch(
+            &ns,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": labelled("enabled")}})),
+        )
+        .await?;
         let start = Instant::now();
         for i in 0.. {
-            let pod = ctx.create_pod(&ns, &format!("after-{i}"), json!([{"name": "vespa", "image": "v"}]), json!({})).await?;
+            let pod = ctx
+                .create_pod(
+                    &ns,
+                    &format!("after-{i}"),
+                    json!([{"name": "vespa", "image": "v"}]),
+                    json!({}),
+                )
+                .await?;
             if pod["spec"]["volumes"].to_string().contains("tls-certs") {
                 println!("    label change took effect after {:?}", start.elapsed());
                 return Ok(());
@@ -300,39 +489,99 @@ fn system_and_own_namespaces_are_never_sent(ctx: Ctx) -> Pin<Box<dyn Future<Outp
         for ns in ["kube-system", "vespa-tls-webhook"] {
             ensure_namespace(&ctx.client, ns, labelled("enforced"), json!({})).await?;
             let name = format!("sys-{}", ctx.run_id);
-            let pod = ctx.create_pod(ns, &name, json!([{"name": "vespa", "image": "v"}]), json!({})).await?;
-            ensure!(pod["spec"].get("volumes").is_none_or(|v| !v.to_string().contains("tls-certs")), "{ns} pod was sent to the webhook");
-            let _ = ctx.pods(ns).delete(&name, &DeleteParams::default().grace_period(0)).await;
+            let pod = ctx
+                .create_pod(
+                    ns,
+                    &name,
+                    json!([{"name": "vespa", "image": "v"}]),
+                    json!({}),
+                )
+                .await?;
+            ensure!(
+                pod["spec"]
+                    .get("volumes")
+                    .is_none_or(|v| !v.to_string().contains("tls-certs")),
+                "{ns} pod was sent to the webhook"
+            );
+            let _ = ctx
+                .pods(ns)
+                .delete(&name, &DeleteParams::default().grace_period(0))
+                .await;
         }
         // Leave kube-system as it was.
         let api: Api<Namespace> = Api::all(ctx.client.clone());
-        api.patch("kube-system", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"tls.vespa.ai/injection": null}}}))).await?;
+        api.patch(
+            "kube-system",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"tls.vespa.ai/injection": null}}})),
+        )
+        .await?;
         Ok(())
     })
 }
 
-fn dry_run_gets_the_same_answer_and_stores_nothing(ctx: Ctx) -> Pin<Box<dyn Future<Output = Result<()>>>> {
+fn dry_run_gets_the_same_answer_and_stores_nothing(
+    ctx: Ctx,
+) -> Pin<Box<dyn Future<Output = Result<()>>>> {
     Box::pin(async move {
-        let ns = ctx.namespace("e2e-dryrun", labelled("enabled"), json!({})).await?;
+        let ns = ctx
+            .namespace("e2e-dryrun", labelled("enabled"), json!({}))
+            .await?;
         let mut obj = yaml_file("tests/golden/seed-step4-stripped.yaml");
         obj["metadata"]["namespace"] = json!(ns);
         let dynamic: DynamicObject = serde_json::from_value(obj)?;
-        let answered = serde_json::to_value(ctx.vespasets(&ns).create(&PostParams { dry_run: true, ..Default::default() }, &dynamic).await?)?;
-        ensure!(answered["spec"]["application"]["podTemplate"]["spec"]["volumes"][0]["name"] == "tls-certs", "dry run not injected");
-        ensure!(ctx.vespasets(&ns).get_opt("vespaset-sample").await?.is_none(), "dry run stored the object");
-        let enforced = ctx.namespace("e2e-dryrun-enforced", labelled("enforced"), json!({})).await?;
+        let answered = serde_json::to_value(
+            ctx.vespasets(&ns)
+                .create(
+                    &PostParams {
+                        dry_run: true,
+                        ..Default::default()
+                    },
+                    &dynamic,
+                )
+                .await?,
+        )?;
+        ensure!(
+            answered["spec"]["application"]["podTemplate"]["spec"]["volumes"][0]["name"]
+                == "tls-certs",
+            "dry run not injected"
+        );
+        ensure!(
+            ctx.vespasets(&ns)
+                .get_opt("vespaset-sample")
+                .await?
+                .is_none(),
+            "dry run stored the object"
+        );
+        let enforced = ctx
+            .namespace("e2e-dryrun-enforced", labelled("enforced"), json!({}))
+            .await?;
         let mut bad = yaml_file("tests/golden/seed-step4-stripped.yaml");
         bad["metadata"]["namespace"] = json!(enforced);
         bad["metadata"]["annotations"] = json!({"tls.vespa.ai/inject": "false"});
         let dynamic: DynamicObject = serde_json::from_value(bad)?;
-        ensure!(ctx.vespasets(&enforced).create(&PostParams { dry_run: true, ..Default::default() }, &dynamic).await.is_err(), "dry run of a denied object succeeded");
+        ensure!(
+            ctx.vespasets(&enforced)
+                .create(
+                    &PostParams {
+                        dry_run: true,
+                        ..Default::default()
+                    },
+                    &dynamic
+                )
+                .await
+                .is_err(),
+            "dry run of a denied object succeeded"
+        );
         Ok(())
     })
 }
 
 fn only_label_admins_may_downgrade_enforced(ctx: Ctx) -> Pin<Box<dyn Future<Output = Result<()>>>> {
     Box::pin(async move {
-        let ns = ctx.namespace("e2e-protected", labelled("enforced"), json!({})).await?;
+        let ns = ctx
+            .namespace("e2e-protected", labelled("enforced"), json!({}))
+            .await?;
         // alice may edit namespaces (RBAC) but is not a label admin.
         let rbac = json!({
             "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
@@ -347,49 +596,105 @@ fn only_label_admins_may_downgrade_enforced(ctx: Ctx) -> Pin<Box<dyn Future<Outp
         });
         apply(&ctx.client, rbac).await?;
         apply(&ctx.client, binding).await?;
-        let mut config = Config::from_custom_kubeconfig(Kubeconfig::read_from(&ctx.kubeconfig)?, &KubeConfigOptions::default()).await?;
+        let mut config = Config::from_custom_kubeconfig(
+            Kubeconfig::read_from(&ctx.kubeconfig)?,
+            &KubeConfigOptions::default(),
+        )
+        .await?;
         config.auth_info.impersonate = Some("alice".into());
         config.auth_info.impersonate_groups = Some(vec!["developers".into()]);
         let alice: Api<Namespace> = Api::all(Client::try_from(config)?);
-        let downgrade = Patch::Merge(json!({"metadata": {"labels": {"tls.vespa.ai/injection": "enabled"}}}));
-        let e = alice.patch(&ns, &PatchParams::default(), &downgrade).await.err().context("alice downgraded enforced")?;
-        ensure!(e.to_string().contains("only the cluster policy's labelAdmins may"), "downgrade denial: {e}");
-        alice.patch(&ns, &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"team": "search"}}}))).await.context("unrelated label edit")?;
+        let downgrade =
+            Patch::Merge(json!({"metadata": {"labels": {"tls.vespa.ai/injection": "enabled"}}}));
+        let e = alice
+            .patch(&ns, &PatchParams::default(), &downgrade)
+            .await
+            .err()
+            .context("alice downgraded enforced")?;
+        ensure!(
+            e.to_string()
+                .contains("only the cluster policy's labelAdmins may"),
+            "downgrade denial: {e}"
+        );
+        alice
+            .patch(
+                &ns,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"labels": {"team": "search"}}})),
+            )
+            .await
+            .context("unrelated label edit")?;
         let admin: Api<Namespace> = Api::all(ctx.client.clone());
-        admin.patch(&ns, &PatchParams::default(), &downgrade).await.context("admin downgrade")?;
+        admin
+            .patch(&ns, &PatchParams::default(), &downgrade)
+            .await
+            .context("admin downgrade")?;
         Ok(())
     })
 }
 
-fn webhook_down_fail_blocks_only_selected_namespaces_ignore_proceeds(ctx: Ctx) -> Pin<Box<dyn Future<Output = Result<()>>>> {
+fn webhook_down_fail_blocks_only_selected_namespaces_ignore_proceeds(
+    ctx: Ctx,
+) -> Pin<Box<dyn Future<Output = Result<()>>>> {
     Box::pin(async move {
         // Our own configurations, renamed, pointing at a closed port, selecting `e2e-down=yes`.
         let dead = closed_port();
         let selector = json!({"matchLabels": {"e2e-down": "yes"}});
-        let (mut mutating, mut validating) = registrations(&format!("https://127.0.0.1:{dead}"), &[]);
-        for (cfg, name) in [(&mut mutating, "e2e-down-ignore"), (&mut validating, "e2e-down-fail")] {
+        let (mut mutating, mut validating) =
+            registrations(&format!("https://127.0.0.1:{dead}"), &[]);
+        for (cfg, name) in [
+            (&mut mutating, "e2e-down-ignore"),
+            (&mut validating, "e2e-down-fail"),
+        ] {
             cfg["metadata"] = json!({"name": name});
             for w in cfg["webhooks"].as_array_mut().context("webhooks")? {
                 w["namespaceSelector"] = selector.clone();
-                w.as_object_mut().context("webhook")?.remove("objectSelector");
+                w.as_object_mut()
+                    .context("webhook")?
+                    .remove("objectSelector");
             }
         }
-        validating["webhooks"].as_array_mut().context("webhooks")?.retain(|w| w["name"] != "namespaces.tls.vespa.ai");
+        validating["webhooks"]
+            .as_array_mut()
+            .context("webhooks")?
+            .retain(|w| w["name"] != "namespaces.tls.vespa.ai");
         // Mutating only first: failurePolicy Ignore lets creation proceed, without TLS.
         apply(&ctx.client, mutating.clone()).await?;
-        let down = ctx.namespace("e2e-down", json!({"e2e-down": "yes"}), json!({})).await?;
+        let down = ctx
+            .namespace("e2e-down", json!({"e2e-down": "yes"}), json!({}))
+            .await?;
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let pod = ctx.create_pod(&down, "ignored", json!([{"name": "vespa", "image": "v"}]), json!({})).await?;
-        ensure!(pod["spec"].get("volumes").is_none_or(|v| !v.to_string().contains("tls-certs")));
+        let pod = ctx
+            .create_pod(
+                &down,
+                "ignored",
+                json!([{"name": "vespa", "image": "v"}]),
+                json!({}),
+            )
+            .await?;
+        ensure!(
+            pod["spec"]
+                .get("volumes")
+                .is_none_or(|v| !v.to_string().contains("tls-certs"))
+        );
         // Then validating: failurePolicy Fail blocks the selected namespace only.
         apply(&ctx.client, validating.clone()).await?;
-        let blocked = wait_for_error(|| ctx.create_vespaset(&down, yaml_file("tests/golden/seed-step4-stripped.yaml"))).await?;
-        ensure!(blocked.contains("failed calling webhook"), "blocked with {blocked}");
+        let blocked = wait_for_error(|| {
+            ctx.create_vespaset(&down, yaml_file("tests/golden/seed-step4-stripped.yaml"))
+        })
+        .await?;
+        ensure!(
+            blocked.contains("failed calling webhook"),
+            "blocked with {blocked}"
+        );
         let free = ctx.namespace("e2e-up", json!({}), json!({})).await?;
-        ctx.create_vespaset(&free, yaml_file("tests/golden/seed-step4-stripped.yaml")).await.context("unselected namespace blocked")?;
+        ctx.create_vespaset(&free, yaml_file("tests/golden/seed-step4-stripped.yaml"))
+            .await
+            .context("unselected namespace blocked")?;
         let m: Api<MutatingWebhookConfiguration> = Api::all(ctx.client.clone());
         let v: Api<ValidatingWebhookConfiguration> = Api::all(ctx.client.clone());
-        m.delete("e2e-down-ignore", &DeleteParams::default()).await?;
+        m.delete("e2e-down-ignore", &DeleteParams::default())
+            .await?;
         v.delete("e2e-down-fail", &DeleteParams::default()).await?;
         Ok(())
     })
@@ -419,7 +724,8 @@ fn closed_port() -> u16 {
 
 /// The deploy configurations, pointed at `base` with `ca_pem` as caBundle.
 fn registrations(base: &str, ca_pem: &[u8]) -> (Value, Value) {
-    let text = std::fs::read_to_string(repo("deploy/webhook-configurations.yaml")).expect("deploy file");
+    let text =
+        std::fs::read_to_string(repo("deploy/webhook-configurations.yaml")).expect("deploy file");
     let mut docs: Vec<Value> = serde_yaml::Deserializer::from_str(&text)
         .map(|d| serde::Deserialize::deserialize(d).expect("yaml"))
         .collect();
@@ -429,23 +735,42 @@ fn registrations(base: &str, ca_pem: &[u8]) -> (Value, Value) {
             a.remove("annotations");
         }
         for w in doc["webhooks"].as_array_mut().expect("webhooks") {
-            let path = w["clientConfig"]["service"]["path"].as_str().expect("path").to_string();
+            let path = w["clientConfig"]["service"]["path"]
+                .as_str()
+                .expect("path")
+                .to_string();
             w["clientConfig"] = json!({"url": format!("{base}{path}"), "caBundle": bundle});
         }
     }
-    let m = docs.iter().find(|d| d["kind"] == "MutatingWebhookConfiguration").expect("mutating").clone();
-    let v = docs.iter().find(|d| d["kind"] == "ValidatingWebhookConfiguration").expect("validating").clone();
+    let m = docs
+        .iter()
+        .find(|d| d["kind"] == "MutatingWebhookConfiguration")
+        .expect("mutating")
+        .clone();
+    let v = docs
+        .iter()
+        .find(|d| d["kind"] == "ValidatingWebhookConfiguration")
+        .expect("validating")
+        .clone();
     (m, v)
 }
 
 async fn apply(client: &Client, obj: Value) -> Result<()> {
     let kind = obj["kind"].as_str().context("kind")?.to_string();
-    let name = obj["metadata"]["name"].as_str().context("name")?.to_string();
+    let name = obj["metadata"]["name"]
+        .as_str()
+        .context("name")?
+        .to_string();
     let params = PatchParams::apply("vespa-tls-webhook-e2e").force();
     macro_rules! ssa {
         ($t:ty) => {{
             let api: Api<$t> = Api::all(client.clone());
-            api.patch(&name, &params, &Patch::Apply(serde_json::from_value::<$t>(obj)?)).await?;
+            api.patch(
+                &name,
+                &params,
+                &Patch::Apply(serde_json::from_value::<$t>(obj)?),
+            )
+            .await?;
         }};
     }
     match kind.as_str() {
@@ -476,11 +801,15 @@ async fn start_webhook(kubeconfig: &str) -> Result<(Webhook, u16, Vec<u8>)> {
     let ca_key = rcgen::KeyPair::generate()?;
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new())?;
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(rcgen::DnType::CommonName, "e2e webhook CA");
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "e2e webhook CA");
     let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key)?;
     let key = rcgen::KeyPair::generate()?;
     let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()])?;
-    params.subject_alt_names.push(rcgen::SanType::IpAddress("127.0.0.1".parse()?));
+    params
+        .subject_alt_names
+        .push(rcgen::SanType::IpAddress("127.0.0.1".parse()?));
     let cert = params.signed_by(&key, &ca)?;
     std::fs::write(dir.path().join("tls.crt"), cert.pem())?;
     std::fs::write(dir.path().join("tls.key"), key.serialize_pem())?;
@@ -489,9 +818,12 @@ async fn start_webhook(kubeconfig: &str) -> Result<(Webhook, u16, Vec<u8>)> {
     let log = std::fs::File::create(std::env::temp_dir().join("vespa-tls-webhook-e2e.log"))?;
     let child = Command::new(env!("CARGO_BIN_EXE_vespa-tls-webhook"))
         .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
-        .arg("--tls-cert").arg(dir.path().join("tls.crt"))
-        .arg("--tls-key").arg(dir.path().join("tls.key"))
-        .arg("--policy").arg(dir.path().join("policy.yaml"))
+        .arg("--tls-cert")
+        .arg(dir.path().join("tls.crt"))
+        .arg("--tls-key")
+        .arg(dir.path().join("tls.key"))
+        .arg("--policy")
+        .arg(dir.path().join("policy.yaml"))
         .args(["--kubeconfig", kubeconfig, "--log-format", "json"])
         .env_remove("POD_NAMESPACE")
         .stdout(Stdio::from(log.try_clone()?))
@@ -502,18 +834,27 @@ async fn start_webhook(kubeconfig: &str) -> Result<(Webhook, u16, Vec<u8>)> {
     // Ready when /readyz answers 200 (certificate loaded, namespace view synced).
     let mut roots = rustls::RootCertStore::empty();
     roots.add(ca.der().clone())?;
-    let tls = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
-    let http = reqwest::Client::builder().use_preconfigured_tls(tls).build()?;
+    let tls = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let http = reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .build()?;
     let url = format!("https://127.0.0.1:{port}/readyz");
     let start = Instant::now();
     loop {
-        if let Ok(r) = http.get(&url).send().await {
-            if r.status().is_success() {
-                break;
-            }
+        if let Ok(r) = http.get(&url).send().await
+            && r.status().is_success()
+        {
+            break;
         }
         if start.elapsed() > Duration::from_secs(20) {
-            bail!("webhook not ready within 20 s; see {}", std::env::temp_dir().join("vespa-tls-webhook-e2e.log").display());
+            bail!(
+                "webhook not ready within 20 s; see {}",
+                std::env::temp_dir()
+                    .join("vespa-tls-webhook-e2e.log")
+                    .display()
+            );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -526,7 +867,9 @@ async fn main() -> std::process::ExitCode {
     let Ok(kubeconfig) = std::env::var("VTW_E2E_KUBECONFIG") else {
         let how = "tests/e2e/control-plane.sh up && eval \"$(tests/e2e/control-plane.sh env)\" && cargo test --test e2e";
         if std::env::var_os("CI").is_some() {
-            eprintln!("e2e: VTW_E2E_KUBECONFIG is not set under CI; the control plane must be up ({how})");
+            eprintln!(
+                "e2e: VTW_E2E_KUBECONFIG is not set under CI; the control plane must be up ({how})"
+            );
             return std::process::ExitCode::FAILURE;
         }
         println!("e2e: SKIPPED — no control plane. Run: {how}");
@@ -543,7 +886,11 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run_all(kubeconfig: &str) -> Result<bool> {
-    let config = Config::from_custom_kubeconfig(Kubeconfig::read_from(kubeconfig)?, &KubeConfigOptions::default()).await?;
+    let config = Config::from_custom_kubeconfig(
+        Kubeconfig::read_from(kubeconfig)?,
+        &KubeConfigOptions::default(),
+    )
+    .await?;
     let client = Client::try_from(config)?;
     let (webhook, port, ca) = start_webhook(kubeconfig).await?;
     let (m, v) = registrations(&format!("https://127.0.0.1:{port}"), &ca);
@@ -551,21 +898,64 @@ async fn run_all(kubeconfig: &str) -> Result<bool> {
     apply(&client, v).await?;
     // Registrations take effect asynchronously in the apiserver.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let run_id = format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() % 0xffffff);
-    let ctx = Ctx { client: client.clone(), kubeconfig: kubeconfig.to_string(), run_id };
+    let run_id = format!(
+        "{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_millis()
+            % 0xffffff
+    );
+    let ctx = Ctx {
+        client: client.clone(),
+        kubeconfig: kubeconfig.to_string(),
+        run_id,
+    };
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let scenarios: &[(&str, Scenario)] = &[
-        ("enabled_vespaset_is_stored_as_seed_step4", enabled_vespaset_is_stored_as_seed_step4),
-        ("ingress_annotation_gives_seed_step5", ingress_annotation_gives_seed_step5),
-        ("pods_injected_only_with_a_vespa_container", pods_injected_only_with_a_vespa_container),
-        ("unlabelled_namespaces_are_untouched", unlabelled_namespaces_are_untouched),
-        ("enforced_rejects_opt_out_conflicts_and_tls_removal", enforced_rejects_opt_out_conflicts_and_tls_removal),
-        ("namespace_annotations_change_attributes_and_invalid_ones_deny", namespace_annotations_change_attributes_and_invalid_ones_deny),
-        ("label_changes_apply_without_restart", label_changes_apply_without_restart),
-        ("system_and_own_namespaces_are_never_sent", system_and_own_namespaces_are_never_sent),
-        ("dry_run_gets_the_same_answer_and_stores_nothing", dry_run_gets_the_same_answer_and_stores_nothing),
-        ("only_label_admins_may_downgrade_enforced", only_label_admins_may_downgrade_enforced),
-        ("webhook_down_fail_blocks_only_selected_namespaces_ignore_proceeds", webhook_down_fail_blocks_only_selected_namespaces_ignore_proceeds),
+        (
+            "enabled_vespaset_is_stored_as_seed_step4",
+            enabled_vespaset_is_stored_as_seed_step4,
+        ),
+        (
+            "ingress_annotation_gives_seed_step5",
+            ingress_annotation_gives_seed_step5,
+        ),
+        (
+            "pods_injected_only_with_a_vespa_container",
+            pods_injected_only_with_a_vespa_container,
+        ),
+        (
+            "unlabelled_namespaces_are_untouched",
+            unlabelled_namespaces_are_untouched,
+        ),
+        (
+            "enforced_rejects_opt_out_conflicts_and_tls_removal",
+            enforced_rejects_opt_out_conflicts_and_tls_removal,
+        ),
+        (
+            "namespace_annotations_change_attributes_and_invalid_ones_deny",
+            namespace_annotations_change_attributes_and_invalid_ones_deny,
+        ),
+        (
+            "label_changes_apply_without_restart",
+            label_changes_apply_without_restart,
+        ),
+        (
+            "system_and_own_namespaces_are_never_sent",
+            system_and_own_namespaces_are_never_sent,
+        ),
+        (
+            "dry_run_gets_the_same_answer_and_stores_nothing",
+            dry_run_gets_the_same_answer_and_stores_nothing,
+        ),
+        (
+            "only_label_admins_may_downgrade_enforced",
+            only_label_admins_may_downgrade_enforced,
+        ),
+        (
+            "webhook_down_fail_blocks_only_selected_namespaces_ignore_proceeds",
+            webhook_down_fail_blocks_only_selected_namespaces_ignore_proceeds,
+        ),
     ];
     let (mut passed, mut failed) = (0, 0);
     for (name, scenario) in scenarios {
@@ -591,10 +981,16 @@ async fn run_all(kubeconfig: &str) -> Result<bool> {
     // Unregister so the control plane is usable after the suite.
     let mapi: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
     let vapi: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
-    let _ = mapi.delete("vespa-tls-webhook", &DeleteParams::default()).await;
-    let _ = vapi.delete("vespa-tls-webhook", &DeleteParams::default()).await;
+    let _ = mapi
+        .delete("vespa-tls-webhook", &DeleteParams::default())
+        .await;
+    let _ = vapi
+        .delete("vespa-tls-webhook", &DeleteParams::default())
+        .await;
     drop(webhook);
-    println!("e2e result: {passed} passed; {failed} failed (against kube-apiserver, webhook on 127.0.0.1:{port})");
+    println!(
+        "e2e result: {passed} passed; {failed} failed (against kube-apiserver, webhook on 127.0.0.1:{port})"
+    );
     if passed == 0 && failed == 0 {
         println!("e2e: no scenario matched the filter");
         return Ok(false);
