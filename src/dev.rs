@@ -1,6 +1,9 @@
 //! `serve --dev`: a throw-away CA and a serving certificate for `localhost` and
 //! `127.0.0.1`, written to `--certs-dir` (`ca.crt`, `tls.crt`, `tls.key`).
-//! Fresh on every start; ECDSA P-256.
+//! Generated once and reused while valid, so that a CA already trusted (a curl
+//! `--cacert`, a registered `caBundle`) keeps working across restarts and a second
+//! `--dev` process never swaps the certificates under a running one; ECDSA P-256.
+//! Delete the directory for fresh ones.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -103,18 +106,26 @@ fn write(path: &Path, text: &str, private: bool) -> Result<(), DevError> {
     file.write_all(text.as_bytes()).map_err(err)
 }
 
-/// Generate and write `ca.crt`, `tls.crt` and `tls.key` into `dir` (created if needed).
+/// Make sure `dir` (created if needed) holds `ca.crt`, `tls.crt` and `tls.key`:
+/// reuse a pair that loads and stays valid for at least a day, else generate one.
 pub fn write_certs(dir: &Path) -> Result<DevCerts, DevError> {
     std::fs::create_dir_all(dir).map_err(|error| DevError::Write {
         path: dir.to_path_buf(),
         error,
     })?;
-    let pems = generate_pems()?;
     let out = DevCerts {
         ca: dir.join("ca.crt"),
         cert: dir.join("tls.crt"),
         key: dir.join("tls.key"),
     };
+    let tomorrow = std::time::SystemTime::now() + std::time::Duration::from_secs(86_400);
+    let reusable = out.ca.is_file()
+        && crate::tls::CertStore::load(&out.cert, &out.key)
+            .is_ok_and(|pair| pair.check_valid(tomorrow).is_ok());
+    if reusable {
+        return Ok(out);
+    }
+    let pems = generate_pems()?;
     write(&out.ca, &pems.ca, false)?;
     write(&out.key, &pems.key, true)?;
     write(&out.cert, &pems.cert, false)?;
@@ -136,6 +147,10 @@ mod tests {
                 .unwrap()
                 .contains("BEGIN CERTIFICATE")
         );
+        // A second start reuses the same CA.
+        let ca = std::fs::read(&certs.ca).unwrap();
+        write_certs(&dir).unwrap();
+        assert_eq!(std::fs::read(&certs.ca).unwrap(), ca);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
