@@ -28,6 +28,12 @@ pub enum Command {
     Check(OfflineArgs),
     /// Print the webhook configurations with a CA bundle filled in (no cainjector).
     WebhookConfig(WebhookConfigArgs),
+    /// List VespaSets and Vespa pods without (current) TLS, and labelled namespaces
+    /// missing their ConfigMap or issuer; exit 1 when anything is listed.
+    Verify(crate::verify::VerifyArgs),
+    /// Run only the controller (ConfigMaps, CA bootstrap), with leader election;
+    /// `serve --controller` runs the same inside the webhook.
+    Controller(crate::controller::ControllerArgs),
 }
 
 /// `webhook-config` flags.
@@ -96,6 +102,15 @@ pub struct ServeArgs {
     /// Time to read a request's headers and body before the connection is dropped (seconds).
     #[arg(long, env = "VTW_READ_TIMEOUT", default_value_t = 3)]
     pub read_timeout_secs: u64,
+    /// Also run the controller in this process: it creates and keeps the TLS
+    /// ConfigMaps (and with tls.vespa.ai/bootstrap-ca the CA chain) of labelled
+    /// namespaces. Replicas elect one leader over the Lease vespa-tls-webhook-controller
+    /// in --webhook-namespace. Needs a cluster (not with --namespaces).
+    #[arg(long, env = "VTW_CONTROLLER", conflicts_with = "namespaces")]
+    pub controller: bool,
+    /// Leader election of the controller.
+    #[command(flatten)]
+    pub lease: crate::controller::LeaseArgs,
 }
 
 /// `inject` / `check` flags.
@@ -134,6 +149,8 @@ pub fn run(args: Args) -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Verify(a) => crate::verify::run(a),
+        Command::Controller(a) => crate::controller::run_cli(a),
         Command::Inject(a) => offline_exit(run_offline(&a, true)),
         Command::Check(a) => offline_exit(run_offline(&a, false)),
         Command::WebhookConfig(a) => {

@@ -12,11 +12,13 @@
 
 pub mod admission;
 pub mod cli;
+pub mod controller;
 pub mod dev;
 pub mod duration;
 pub mod file_watch;
 pub mod inject;
 pub mod layout;
+pub mod leader;
 pub mod logging;
 pub mod metrics;
 pub mod namespace_view;
@@ -30,4 +32,5 @@ pub mod settings;
 pub mod target;
 pub mod tls;
 pub mod validate;
+pub mod verify;
 pub mod webhook_config;

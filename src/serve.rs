@@ -7,10 +7,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
+use tokio_util::sync::CancellationToken;
 
 use crate::cli::{LogFormat, ServeArgs};
+use crate::controller;
 use crate::namespace_view::NamespaceSource;
-use crate::policy_watch::PolicySource;
+use crate::policy_watch::{PolicySource, PolicyWatch};
 use crate::server::{Server, ServerConfig};
 
 /// Production listen address.
@@ -42,9 +44,20 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let dev = args.dev;
+    let controller_args = args.controller.then(|| args.clone());
     let config = config(args)?;
+    if controller_args.is_some() && matches!(config.namespaces, NamespaceSource::File(_)) {
+        anyhow::bail!(
+            "--controller needs a cluster (--kubeconfig or in-cluster), not a --namespaces file"
+        );
+    }
     let certs_hint = config.tls_cert.with_file_name("ca.crt");
+    let policy_source = config.policy.clone();
     let server = Server::start(config).await?;
+    let controller = match controller_args {
+        Some(a) => Some(start_controller(a, policy_source).await?),
+        None => None,
+    };
     if dev {
         let addr = server.local_addr();
         tracing::info!(
@@ -55,8 +68,46 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let signal = shutdown_signal().await?;
     tracing::info!(signal, "shutting down: finishing in-flight requests");
+    if let Some((token, task)) = controller {
+        // Stop reconciling and release the Lease first, so a standby takes over at once.
+        token.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+    }
     server.shutdown().await;
     Ok(())
+}
+
+/// Start the controller (leader election, then reconciling) beside the server. It
+/// follows the same policy file, reloaded by its own watcher.
+async fn start_controller(
+    args: ServeArgs,
+    policy: PolicySource,
+) -> anyhow::Result<(CancellationToken, tokio::task::JoinHandle<()>)> {
+    let watch = PolicyWatch::load(policy.clone())?;
+    let reloader = watch.spawn_reloader(
+        Duration::from_millis(500),
+        std::sync::Arc::new(crate::metrics::Metrics::new()),
+    );
+    let handle = watch.handle();
+    let client = controller::kube_client(args.kubeconfig.as_deref()).await?;
+    let config = controller::ControllerConfig {
+        client,
+        policy: std::sync::Arc::new(move || handle.current()),
+        lease_namespace: policy
+            .webhook_namespace
+            .unwrap_or_else(|| controller::DEFAULT_LEASE_NAMESPACE.to_string()),
+        identity: controller::identity(),
+        timing: args.lease.timing(),
+    };
+    let token = CancellationToken::new();
+    let stop = token.clone();
+    let task = tokio::spawn(async move {
+        controller::run(config, stop).await;
+        if let Some(r) = reloader {
+            r.abort();
+        }
+    });
+    Ok((token, task))
 }
 
 fn config(args: ServeArgs) -> anyhow::Result<ServerConfig> {
