@@ -14,10 +14,10 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::layout::{CONTAINER, ENV_MIXED_MODE, wanted};
+use crate::layout::{CONTAINER, ENV_MIXED_MODE, Role, wanted};
 use crate::policy::INJECTED_ANNOTATION;
 use crate::settings::TlsSettings;
-use crate::target::{Kind, Template, templates};
+use crate::target::{Kind, Template, override_templates, templates};
 
 /// Why an object cannot be injected.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -89,6 +89,8 @@ pub fn inject(
     for template in templates(kind, obj) {
         plan.template(obj, &template, settings)?;
     }
+    plan.conflicts
+        .extend(override_conflicts(obj, kind, settings, allow_mixed_mode));
     if !plan.conflicts.is_empty() {
         return Err(InjectError::Conflicts(plan.conflicts));
     }
@@ -99,6 +101,58 @@ pub fn inject(
         patch: plan.ops,
         warnings: plan.warnings,
     })
+}
+
+/// Entries of override templates (VespaSet profiles) that would replace injected
+/// TLS entries with something else: a user's `tls-certs` volume, a mount at
+/// `/etc/tls`, a different `VESPA_TLS_CONFIG_FILE`, a forbidden mixed mode.
+/// Identical entries and unrelated ones are fine; nothing is ever added there.
+pub fn override_conflicts(
+    obj: &Value,
+    kind: Kind,
+    settings: &TlsSettings,
+    allow_mixed_mode: bool,
+) -> Vec<Conflict> {
+    let want = wanted(settings, Role::Application);
+    let mut plan = Plan {
+        allow_mixed_mode,
+        ..Plan::default()
+    };
+    for pointer in override_templates(kind, obj) {
+        let Some(spec) = obj.pointer(&pointer).and_then(Value::as_object) else {
+            continue;
+        };
+        let containers = spec.get("containers").and_then(Value::as_array);
+        for (i, c) in containers.into_iter().flatten().enumerate() {
+            let Some(c) = c.as_object() else { continue };
+            if c.get("name").and_then(Value::as_str) != Some(CONTAINER) {
+                continue;
+            }
+            let path = format!("{pointer}/containers/{i}");
+            plan.mixed_mode_guard(c, &path);
+            plan.guard(c, &path, "env", &want.env, Key::Name, "env var");
+            plan.guard(
+                c,
+                &path,
+                "volumeMounts",
+                &want.mounts,
+                Key::MountPath,
+                "mount",
+            );
+        }
+        plan.guard(
+            spec,
+            &pointer,
+            "volumes",
+            &want.volumes,
+            Key::Name,
+            "volume",
+        );
+    }
+    for c in &mut plan.conflicts {
+        c.what = format!("profile override of the injected {}", c.what);
+    }
+    plan.conflicts
 }
 
 #[derive(Default)]
@@ -223,6 +277,35 @@ impl Plan {
                 existing: e.clone(),
                 wanted: json!("no such env var: the cluster policy sets allowMixedMode: false"),
             });
+        }
+    }
+
+    /// Report entries of `field` that have a wanted key but other content.
+    fn guard(
+        &mut self,
+        parent: &Map<String, Value>,
+        parent_path: &str,
+        field: &str,
+        want: &[Value],
+        key: Key,
+        what: &str,
+    ) {
+        let existing = parent.get(field).and_then(Value::as_array);
+        for (i, e) in existing.into_iter().flatten().enumerate() {
+            let Some(w) = want
+                .iter()
+                .find(|w| key.of(w).is_some() && key.of(w) == key.of(e))
+            else {
+                continue;
+            };
+            if !equivalent(e, w) {
+                self.conflicts.push(Conflict {
+                    path: format!("{parent_path}/{field}/{i}"),
+                    what: format!("{what} {}", key.describe(key.of(e))),
+                    existing: e.clone(),
+                    wanted: w.clone(),
+                });
+            }
         }
     }
 

@@ -104,6 +104,31 @@ pub fn templates(kind: Kind, obj: &Value) -> Vec<Template> {
     }
 }
 
+/// Pod templates a VespaSet may use to override the sections' templates
+/// (`spec.profiles.<name>.podTemplate`, or a list of profiles). TLS is never
+/// injected there, but they must not override what is injected (see
+/// [`crate::inject::override_conflicts`]).
+pub fn override_templates(kind: Kind, obj: &Value) -> Vec<String> {
+    if kind != Kind::VespaSet {
+        return Vec::new();
+    }
+    let escape = crate::inject::escape;
+    match obj.pointer("/spec/profiles") {
+        Some(Value::Object(profiles)) => profiles
+            .iter()
+            .filter(|(_, p)| p.pointer("/podTemplate/spec").is_some())
+            .map(|(name, _)| format!("/spec/profiles/{}/podTemplate/spec", escape(name)))
+            .collect(),
+        Some(Value::Array(profiles)) => profiles
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.pointer("/podTemplate/spec").is_some())
+            .map(|(i, _)| format!("/spec/profiles/{i}/podTemplate/spec"))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// Whether a pod has a container named `vespa`.
 pub fn is_vespa_pod(obj: &Value) -> bool {
     obj.pointer("/spec/containers")

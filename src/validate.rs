@@ -36,6 +36,15 @@ pub fn check(
     constraints: &Constraints,
 ) -> Vec<Finding> {
     let mut findings = Vec::new();
+    for c in crate::inject::override_conflicts(obj, kind, settings, constraints.allow_mixed_mode) {
+        findings.push(Finding {
+            path: c.path,
+            problem: format!(
+                "{} must not differ from what TLS needs ({})",
+                c.what, c.wanted
+            ),
+        });
+    }
     let templates = templates(kind, obj);
     if kind == Kind::VespaSet && templates.is_empty() {
         findings.push(Finding {

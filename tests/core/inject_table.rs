@@ -425,3 +425,66 @@ fn namespace_settings_change_the_injected_attributes() {
         ["VESPA_TLS_CONFIG_FILE", "VESPA_TLS_INSECURE_MIXED_MODE"]
     );
 }
+
+#[test]
+fn profile_templates_may_not_override_tls() {
+    let policy = ClusterPolicy::default();
+    let profile = |spec: Value| {
+        Obj::vespaset().set(
+            "/spec/profiles",
+            json!({"large": {"podTemplate": {"spec": spec}}}),
+        )
+    };
+    let cases = [
+        (
+            json!({"volumes": [{"name": "tls-certs", "emptyDir": {}}]}),
+            "/spec/profiles/large/podTemplate/spec/volumes/0",
+        ),
+        (
+            json!({"containers": [{"name": "vespa", "env": [{"name": "VESPA_TLS_CONFIG_FILE", "value": "/tmp/x"}]}]}),
+            "/spec/profiles/large/podTemplate/spec/containers/0/env/0",
+        ),
+        (
+            json!({"containers": [{"name": "vespa", "volumeMounts": [{"name": "mine", "mountPath": "/etc/tls"}]}]}),
+            "/spec/profiles/large/podTemplate/spec/containers/0/volumeMounts/0",
+        ),
+        (
+            json!({"containers": [{"name": "vespa", "env": [{"name": "VESPA_TLS_INSECURE_MIXED_MODE", "value": "tls_client_mixed_server"}]}]}),
+            "/spec/profiles/large/podTemplate/spec/containers/0/env/0",
+        ),
+    ];
+    for (spec, path) in cases {
+        let obj = profile(spec);
+        for mode in ["enabled", "enforced"] {
+            let d = run(Endpoint::Mutate, obj.json(), &ns("vespa", mode), &policy);
+            assert!(
+                !d.allowed && d.message.contains(path) && d.message.contains("profile override"),
+                "{mode}: {}",
+                d.message
+            );
+        }
+        let d = run(
+            Endpoint::Validate,
+            obj.json(),
+            &ns("vespa", "enforced"),
+            &policy,
+        );
+        assert!(!d.allowed && d.message.contains(path), "{}", d.message);
+    }
+    // Unrelated overrides (resources, other env) are fine and left alone; so is a
+    // list of profiles.
+    let fine = profile(
+        json!({"containers": [{"name": "vespa", "env": [{"name": "JAVA_OPTS", "value": "-Xmx4g"}]}]}),
+    );
+    let out = mutated(fine.json(), &enabled(), &policy);
+    assert_eq!(out["spec"]["profiles"], fine.json()["spec"]["profiles"]);
+    let listed = Obj::vespaset().set("/spec/profiles", json!([{"name": "x", "podTemplate": {"spec": {"volumes": [{"name": "tls-config", "secret": {"secretName": "s"}}]}}}]));
+    let d = run(Endpoint::Mutate, listed.json(), &enabled(), &policy);
+    assert!(
+        !d.allowed
+            && d.message
+                .contains("/spec/profiles/0/podTemplate/spec/volumes/0"),
+        "{}",
+        d.message
+    );
+}
