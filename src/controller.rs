@@ -553,11 +553,7 @@ async fn reconcile(
                     EventType::Normal,
                     "Restored",
                     "Update",
-                    format!(
-                        "{what} restored ({} had been changed): {}",
-                        drift.join(", "),
-                        obj.purpose
-                    ),
+                    format!("{what} restored ({}): {}", drift.join(", "), obj.purpose),
                     Some(object_ref(obj)),
                 )
                 .await;

@@ -209,8 +209,8 @@ pub fn findings(snapshot: &Snapshot, policy: &ClusterPolicy) -> Report {
                     None => add(
                         "ConfigMap",
                         &want.name,
-                        "missing: Vespa pods mount it and stay in ContainerCreating without it (the controller creates it; is it running?)".into(),
-                        vec![want.purpose.clone()],
+                        "missing: Vespa pods mount it and stay in ContainerCreating without it (the controller creates it: is `serve --controller` running?)".into(),
+                        Vec::new(),
                     ),
                     Some(have) => {
                         let diffs = content_differences(have, &want.body);
@@ -218,8 +218,8 @@ pub fn findings(snapshot: &Snapshot, policy: &ClusterPolicy) -> Report {
                             add(
                                 "ConfigMap",
                                 &want.name,
-                                format!("wrong content: {}", diffs.join(", ")),
-                                vec![want.purpose.clone()],
+                                format!("wrong content: {} (want: {})", diffs.join(", "), want.purpose),
+                                Vec::new(),
                             );
                         }
                     }

@@ -707,23 +707,96 @@ fn deployment_mounts_cert_and_policy_as_directories() {
     );
 }
 
+/// Least privilege, on purpose: the webhook reads namespaces; the controller
+/// (`serve --controller`) creates and restores the TLS ConfigMaps, the bootstrap CA chain
+/// (cert-manager Issuers and Certificates), Events, and holds one Lease in its own namespace.
+/// Nothing may update or delete workloads, read Secrets, or use wildcards.
 #[test]
-fn rbac_is_read_only_on_namespaces() {
+fn rbac_is_least_privilege_for_the_webhook_and_its_controller() {
     let rbac = docs("rbac.yaml");
-    let roles: Vec<&Value> = rbac
-        .iter()
-        .filter(|d| d["kind"] == "ClusterRole" || d["kind"] == "Role")
-        .collect();
+    let of_kind =
+        |kind: &str| -> Vec<&Value> { rbac.iter().filter(|d| d["kind"] == kind).collect() };
+    let (cluster_roles, roles) = (of_kind("ClusterRole"), of_kind("Role"));
     assert_eq!(
-        roles.len(),
-        1,
-        "deploy/rbac.yaml must hold exactly one (Cluster)Role"
+        (cluster_roles.len(), roles.len()),
+        (1, 1),
+        "deploy/rbac.yaml must hold exactly one ClusterRole and one Role (leader election)"
     );
     assert_eq!(
-        roles[0]["rules"],
-        json!([{"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch"]}]),
-        "ClusterRole {} must grant exactly get/list/watch on namespaces (least privilege)",
-        name(roles[0])
+        cluster_roles[0]["rules"],
+        json!([
+            {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch"]},
+            {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch", "create", "patch"]},
+            {"apiGroups": ["cert-manager.io"], "resources": ["issuers", "certificates"], "verbs": ["get", "create", "patch"]},
+            {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
+        ]),
+        "ClusterRole {} must grant exactly: namespaces get/list/watch (webhook, controller); \
+         configmaps get/list/watch/create/patch, cert-manager issuers/certificates get/create/patch, \
+         events create/patch (controller)",
+        name(cluster_roles[0])
+    );
+    let role = roles[0];
+    assert_eq!(
+        role["metadata"]["namespace"], NAMESPACE,
+        "the leader-election Role lives in the webhook's namespace"
+    );
+    assert_eq!(
+        role["rules"],
+        json!([
+            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "resourceNames": ["vespa-tls-webhook-controller"], "verbs": ["get", "update"]},
+        ]),
+        "Role {} must grant creating Leases and get/update of the one Lease vespa-tls-webhook-controller",
+        name(role)
+    );
+    for r in cluster_roles.iter().chain(roles.iter()) {
+        for rule in r["rules"].as_array().unwrap() {
+            for field in ["apiGroups", "resources", "verbs"] {
+                assert!(
+                    !str_set(&rule[field]).contains("*"),
+                    "{}: no wildcards ({field})",
+                    name(r)
+                );
+            }
+            assert!(
+                !str_set(&rule["resources"]).contains("secrets"),
+                "{}: never Secrets",
+                name(r)
+            );
+            assert!(
+                str_set(&rule["verbs"]).is_disjoint(&set(&[
+                    "delete",
+                    "deletecollection",
+                    "escalate",
+                    "bind",
+                    "impersonate"
+                ])),
+                "{}: never delete, escalate, bind or impersonate",
+                name(r)
+            );
+        }
+    }
+    // Both bound to the webhook's ServiceAccount, in its namespace.
+    let sa =
+        json!([{"kind": "ServiceAccount", "name": "vespa-tls-webhook", "namespace": NAMESPACE}]);
+    for (binding, role_kind, role) in [
+        ("ClusterRoleBinding", "ClusterRole", cluster_roles[0]),
+        ("RoleBinding", "Role", role),
+    ] {
+        let b = one("rbac.yaml", binding);
+        assert_eq!(b["roleRef"]["kind"], role_kind, "{binding} roleRef.kind");
+        assert_eq!(
+            b["roleRef"]["name"], role["metadata"]["name"],
+            "{binding} roleRef.name"
+        );
+        assert_eq!(b["subjects"], sa, "{binding} subjects");
+    }
+    // The controller runs in the webhook pods (only the Lease holder acts).
+    let (_, pod) = deployment_pod();
+    let args = str_set(&webhook_container(&pod)["args"]);
+    assert!(
+        args.contains("--controller"),
+        "the Deployment must run `serve --controller`"
     );
 }
 

@@ -324,8 +324,11 @@ pub fn label_differences(existing: &Value, desired: &Value) -> Vec<String> {
         .and_then(Value::as_object)
         .unwrap_or(&empty);
     want.iter()
-        .filter(|(k, v)| have.get(*k) != Some(*v))
-        .map(|(k, _)| format!("metadata.labels.{k}"))
+        .filter_map(|(k, v)| match have.get(k) {
+            Some(h) if h == v => None,
+            Some(_) => Some(format!("metadata.labels.{k} differs")),
+            None => Some(format!("metadata.labels.{k} is missing")),
+        })
         .collect()
 }
 
@@ -564,7 +567,7 @@ mod tests {
         assert!(!is_managed(&have));
         assert_eq!(
             label_differences(&have, &want),
-            ["metadata.labels.app.kubernetes.io/managed-by"]
+            ["metadata.labels.app.kubernetes.io/managed-by is missing"]
         );
         // Non-JSON strings compare exactly.
         assert!(!equal(&json!("a"), &json!("b")));
