@@ -750,6 +750,36 @@ mod tests {
         assert_eq!(api_resource(ObjectKind::Certificate).kind, "Certificate");
     }
 
+    #[tokio::test]
+    async fn a_reloaded_policy_triggers_one_reconcile_of_everything() {
+        let current = Arc::new(Mutex::new(Arc::new(ClusterPolicy::default())));
+        let handle = current.clone();
+        let policy: CurrentPolicy = Arc::new(move || handle.lock().unwrap().clone());
+        let mut changes = Box::pin(policy_changes(policy));
+        // Nothing while the policy stays the same object.
+        let quiet =
+            tokio::time::timeout(POLICY_POLL + Duration::from_millis(500), changes.next()).await;
+        assert!(quiet.is_err(), "no reload, no trigger");
+        *current.lock().unwrap() = Arc::new(ClusterPolicy::default());
+        let fired = tokio::time::timeout(POLICY_POLL * 2, changes.next()).await;
+        assert_eq!(fired.unwrap(), Some(()));
+    }
+
+    #[test]
+    fn events_are_about_the_namespace_and_stored_in_it() {
+        let mut ns = PartialObjectMeta::<Namespace>::default();
+        ns.metadata.name = Some("team-a".into());
+        ns.metadata.uid = Some("u1".into());
+        let r = namespace_ref(&ns);
+        assert_eq!(r.kind.as_deref(), Some("Namespace"));
+        assert_eq!(r.api_version.as_deref(), Some("v1"));
+        assert_eq!(
+            (r.name.as_deref(), r.namespace.as_deref()),
+            (Some("team-a"), Some("team-a"))
+        );
+        assert_eq!(r.uid.as_deref(), Some("u1"));
+    }
+
     #[test]
     fn notes_fit_the_events_api_limit() {
         assert_eq!(note("short".into()).as_deref(), Some("short"));
