@@ -84,7 +84,7 @@ impl LeaseArgs {
 /// `controller` flags: the controller alone, without the HTTPS webhook.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ControllerArgs {
-    /// Kubeconfig (default: in-cluster, then ~/.kube/config).
+    /// Kubeconfig (default: $KUBECONFIG or ~/.kube/config, then in-cluster).
     #[arg(long, env = "VTW_KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
     /// Cluster policy (YAML); reloaded when it changes. Built-in policy when absent.
@@ -120,7 +120,8 @@ pub enum ControllerError {
     Client(String),
 }
 
-/// A client from `--kubeconfig FILE`, else in-cluster, else `~/.kube/config`.
+/// A client from `--kubeconfig FILE`, else `$KUBECONFIG` or `~/.kube/config`, else
+/// in-cluster (kube's `Config::infer`).
 pub async fn kube_client(kubeconfig: Option<&Path>) -> Result<Client, ControllerError> {
     let config = match kubeconfig {
         Some(path) => {
