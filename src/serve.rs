@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::{LogFormat, ServeArgs};
 use crate::controller;
 use crate::namespace_view::NamespaceSource;
-use crate::policy_watch::{PolicySource, PolicyWatch};
+use crate::policy_watch::PolicySource;
 use crate::server::{Server, ServerConfig};
 
 /// Production listen address.
@@ -55,7 +55,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let policy_source = config.policy.clone();
     let server = Server::start(config).await?;
     let controller = match controller_args {
-        Some(a) => Some(start_controller(a, policy_source).await?),
+        Some(a) => Some(start_controller(a, policy_source, server.policy()).await?),
         None => None,
     };
     if dev {
@@ -77,18 +77,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Start the controller (leader election, then reconciling) beside the server. It
-/// follows the same policy file, reloaded by its own watcher.
+/// Start the controller (leader election, then reconciling) beside the server,
+/// following the server's policy (same watcher).
 async fn start_controller(
     args: ServeArgs,
     policy: PolicySource,
+    handle: crate::policy_watch::PolicyHandle,
 ) -> anyhow::Result<(CancellationToken, tokio::task::JoinHandle<()>)> {
-    let watch = PolicyWatch::load(policy.clone())?;
-    let reloader = watch.spawn_reloader(
-        Duration::from_millis(500),
-        std::sync::Arc::new(crate::metrics::Metrics::new()),
-    );
-    let handle = watch.handle();
     let client = controller::kube_client(args.kubeconfig.as_deref()).await?;
     let config = controller::ControllerConfig {
         client,
@@ -103,9 +98,6 @@ async fn start_controller(
     let stop = token.clone();
     let task = tokio::spawn(async move {
         controller::run(config, stop).await;
-        if let Some(r) = reloader {
-            r.abort();
-        }
     });
     Ok((token, task))
 }

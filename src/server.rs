@@ -143,6 +143,7 @@ pub struct Server;
 #[derive(Debug)]
 pub struct RunningServer {
     local_addr: SocketAddr,
+    policy: PolicyHandle,
     metrics_addr: Option<SocketAddr>,
     token: CancellationToken,
     tracker: TaskTracker,
@@ -191,8 +192,9 @@ impl Server {
             tasks.push(t);
         }
 
+        let app_policy = policy.handle();
         let app = App {
-            policy: policy.handle(),
+            policy: app_policy.clone(),
             namespaces,
             metrics,
             certs,
@@ -216,6 +218,7 @@ impl Server {
         }
         tracing::info!(addr = %local_addr, metrics_addr = ?metrics_addr, "vespa-tls-webhook serving");
         Ok(RunningServer {
+            policy: app_policy,
             local_addr,
             metrics_addr,
             token,
@@ -227,6 +230,12 @@ impl Server {
 }
 
 impl RunningServer {
+    /// The policy in force, reloaded when its file changes (shared with the
+    /// controller so that one watcher serves both).
+    pub fn policy(&self) -> PolicyHandle {
+        self.policy.clone()
+    }
+
     /// The HTTPS address actually bound.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
