@@ -102,6 +102,17 @@ pub struct ServeArgs {
     /// Time to read a request's headers and body before the connection is dropped (seconds).
     #[arg(long, env = "VTW_READ_TIMEOUT", default_value_t = 3)]
     pub read_timeout_secs: u64,
+    /// Admission requests read and decided at once; more wait up to 1 s, then get 503.
+    #[arg(long, env = "VTW_MAX_IN_FLIGHT", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub max_in_flight: u64,
+    /// MiB of request bodies the admission requests in flight may hold between them
+    /// (a body costs about 6x its size while decided; 16 keeps a 128 MiB container safe).
+    #[arg(long, env = "VTW_MAX_IN_FLIGHT_MIB", default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub max_in_flight_mib: u64,
+    /// /readyz fails when the namespace view has not heard from the apiserver (a watch
+    /// event or a list) for this long (seconds); a quiet watch is relisted after half.
+    #[arg(long, env = "VTW_NAMESPACE_STALE_AFTER", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub namespace_stale_after_secs: u64,
     /// Also run the controller in this process: it creates and keeps the TLS
     /// ConfigMaps (and with tls.vespa.ai/bootstrap-ca the CA chain) of labelled
     /// namespaces. Replicas elect one leader over the Lease vespa-tls-webhook-controller

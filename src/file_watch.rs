@@ -67,25 +67,15 @@ fn read_one(path: &Path) -> Result<Vec<u8>, ReadError> {
     })
 }
 
-async fn read_async(paths: &[PathBuf]) -> Result<Snapshot, ReadError> {
-    let mut contents = Vec::with_capacity(paths.len());
-    for p in paths {
-        let bytes = tokio::fs::read(p).await.map_err(|error| ReadError {
-            path: p.clone(),
-            error,
-        })?;
-        contents.push(bytes);
-    }
-    let fingerprint = fingerprint(&contents);
-    Ok(Snapshot {
-        contents,
-        fingerprint,
-    })
-}
-
 /// Spawn a task that polls `paths` every `interval` and calls `on_change` when
 /// their contents differ from `initial` (the fingerprint already loaded) or from
 /// the last change reported. Errors reading are passed on once per distinct error.
+///
+/// A change is reported only once two consecutive polls saw the same contents
+/// (or the same error): a file caught half-written by a non-atomic writer, or a
+/// certificate read before and its key after a `..data` swap, is never handed on
+/// unless it stays that way for a whole interval. A change therefore takes one
+/// to two intervals to be reported.
 ///
 /// The task runs until aborted (drop-abort it with the returned handle).
 pub fn spawn_poller<F>(
@@ -99,19 +89,30 @@ where
 {
     tokio::spawn(async move {
         let mut last = initial;
+        // Seen by the previous poll, different from `last`, not yet reported.
+        let mut pending: Option<Fingerprint> = None;
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticker.tick().await; // the first tick is immediate; `initial` covers it
         loop {
             ticker.tick().await;
-            let result = read_async(&paths).await;
+            // Read in place: a few small files on a local (in Kubernetes: tmpfs)
+            // volume take microseconds, and `tokio::fs` would hand every poll to
+            // a blocking thread, whose coming and going costs more (each new
+            // thread may get its own malloc arena).
+            let result = read_now(&paths);
             let seen = match &result {
                 Ok(s) => s.fingerprint,
                 Err(e) => fingerprint(&[e.to_string().into_bytes()]),
             };
-            if seen != last {
+            if seen == last {
+                pending = None;
+            } else if pending == Some(seen) {
+                pending = None;
                 last = seen;
                 on_change(result);
+            } else {
+                pending = Some(seen);
             }
         }
     })
@@ -207,5 +208,52 @@ mod tests {
         wait_for(3).await;
         assert_eq!(*seen.lock().unwrap(), vec!["two", "error", "three"]);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn contents_that_change_at_every_poll_are_not_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        std::fs::write(&file, "0").unwrap();
+        let initial = read_now(std::slice::from_ref(&file)).unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = seen.clone();
+        let mut tasks = Tasks::new();
+        tasks.push(spawn_poller(
+            vec![file.clone()],
+            initial.fingerprint,
+            Duration::from_millis(100),
+            move |r| s.lock().unwrap().push(r.unwrap().contents[0].clone()),
+        ));
+        // A writer that never holds still for a whole interval (a new value about
+        // every millisecond, so each poll sees a different one): nothing is reported.
+        let f = file.clone();
+        let writer = std::thread::spawn(move || {
+            for i in 1..=600 {
+                let tmp = f.with_extension("tmp");
+                std::fs::write(&tmp, i.to_string()).unwrap();
+                std::fs::rename(&tmp, &f).unwrap();
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        });
+        while !writer.is_finished() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        writer.join().unwrap();
+        assert!(
+            seen.lock().unwrap().is_empty(),
+            "{:?}",
+            seen.lock().unwrap()
+        );
+        // Then it holds still: reported once, after at most two intervals.
+        std::fs::write(&file, "done").unwrap();
+        for _ in 0..200 {
+            if !seen.lock().unwrap().is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(*seen.lock().unwrap(), vec![b"done".to_vec()]);
     }
 }

@@ -9,6 +9,9 @@
 //! | `vespa_tls_webhook_policy_reloads_total` | `result` |
 //! | `vespa_tls_webhook_namespaces_file_reloads_total` | `result` |
 //! | `vespa_tls_webhook_namespace_view_synced` | |
+//! | `vespa_tls_webhook_namespace_view_last_success_timestamp_seconds` | |
+//! | `vespa_tls_webhook_readiness` (1 passing, 0 failing; refreshed on each `/readyz` and scrape) | `check` (`certificate`, `namespace_view_synced`, `namespace_view_fresh`) |
+//! | `vespa_tls_webhook_admission_in_flight` | |
 //!
 //! Every label value is a `&'static str` from a small fixed set, so a request
 //! costs a hash lookup under a read lock and no allocation, and no client can
@@ -77,6 +80,40 @@ struct ResultLabels {
     result: &'static str,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct CheckLabels {
+    check: &'static str,
+}
+
+/// The readiness checks, as the `check` label of `vespa_tls_webhook_readiness`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReadinessCheck {
+    /// A serving certificate is loaded and has not expired.
+    Certificate,
+    /// The namespace view has had its first complete list.
+    NamespaceViewSynced,
+    /// The namespace view has heard from the apiserver within its staleness bound.
+    NamespaceViewFresh,
+}
+
+impl ReadinessCheck {
+    /// Every check.
+    pub const ALL: [ReadinessCheck; 3] = [
+        ReadinessCheck::Certificate,
+        ReadinessCheck::NamespaceViewSynced,
+        ReadinessCheck::NamespaceViewFresh,
+    ];
+
+    /// The `check` label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReadinessCheck::Certificate => "certificate",
+            ReadinessCheck::NamespaceViewSynced => "namespace_view_synced",
+            ReadinessCheck::NamespaceViewFresh => "namespace_view_fresh",
+        }
+    }
+}
+
 type HistogramFamily = Family<EndpointLabels, Histogram, fn() -> Histogram>;
 
 /// The webhook's metrics and their registry.
@@ -90,6 +127,9 @@ pub struct Metrics {
     policy_reloads: Family<ResultLabels, Counter>,
     namespaces_reloads: Family<ResultLabels, Counter>,
     namespace_view_synced: Gauge,
+    namespace_view_last_success: Gauge,
+    readiness: Family<CheckLabels, Gauge>,
+    in_flight: Gauge,
 }
 
 impl Default for Metrics {
@@ -184,9 +224,32 @@ impl Metrics {
             "1 once the namespace view has its first complete list of namespaces",
             namespace_view_synced.clone(),
         );
+        let namespace_view_last_success = Gauge::default();
+        registry.register(
+            "namespace_view_last_success_timestamp_seconds",
+            "When the namespace view last had a watch event or a complete list from the apiserver (Unix seconds; 0 without a cluster)",
+            namespace_view_last_success.clone(),
+        );
+        let readiness = Family::<CheckLabels, Gauge>::default();
+        registry.register(
+            "readiness",
+            "Readiness checks (1 passing, 0 failing), as of the last /readyz or scrape; /readyz says why",
+            readiness.clone(),
+        );
+        let in_flight = Gauge::default();
+        registry.register(
+            "admission_in_flight",
+            "Admission requests being read or decided now (bounded by --max-in-flight)",
+            in_flight.clone(),
+        );
         for ok in [true, false] {
             let _ = certificate_reloads.get_or_create(&result(ok));
             let _ = policy_reloads.get_or_create(&result(ok));
+        }
+        for check in ReadinessCheck::ALL {
+            let _ = readiness.get_or_create(&CheckLabels {
+                check: check.as_str(),
+            });
         }
         for endpoint in ["mutate", "validate"] {
             let _ = duration.get_or_create(&EndpointLabels { endpoint });
@@ -200,6 +263,9 @@ impl Metrics {
             policy_reloads,
             namespaces_reloads,
             namespace_view_synced,
+            namespace_view_last_success,
+            readiness,
+            in_flight,
         }
     }
 
@@ -252,6 +318,26 @@ impl Metrics {
         self.namespace_view_synced.set(i64::from(synced));
     }
 
+    /// When the namespace view last heard from the apiserver (Unix seconds).
+    pub fn set_namespace_view_last_success(&self, unix_seconds: i64) {
+        self.namespace_view_last_success.set(unix_seconds);
+    }
+
+    /// Record the outcome of a readiness check.
+    pub fn set_readiness(&self, check: ReadinessCheck, passing: bool) {
+        self.readiness
+            .get_or_create(&CheckLabels {
+                check: check.as_str(),
+            })
+            .set(i64::from(passing));
+    }
+
+    /// One more admission request in flight; it ends when the guard is dropped.
+    pub fn admission_started(&self) -> InFlight {
+        self.in_flight.inc();
+        InFlight(self.in_flight.clone())
+    }
+
     /// The registry in OpenMetrics text format ([`CONTENT_TYPE`]).
     pub fn encode(&self) -> String {
         let mut out = String::with_capacity(4096);
@@ -261,6 +347,16 @@ impl Metrics {
             tracing::warn!(error = %e, "encoding metrics failed");
         }
         out
+    }
+}
+
+/// Counts one admission request in flight while alive.
+#[derive(Debug)]
+pub struct InFlight(Gauge);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 
@@ -282,7 +378,14 @@ mod tests {
         m.certificate_reload(false);
         m.set_certificate_expiry(1_900_000_000);
         m.set_namespace_view_synced(true);
+        m.set_readiness(ReadinessCheck::Certificate, false);
+        let guard = m.admission_started();
         let text = m.encode();
+        drop(guard);
+        assert!(
+            m.encode()
+                .contains("vespa_tls_webhook_admission_in_flight 0\n")
+        );
         for needle in [
             r#"vespa_tls_webhook_admission_requests_total{endpoint="mutate",kind="VespaSet",operation="CREATE",decision="allowed",reason="injected"} 1"#,
             r#"vespa_tls_webhook_admission_duration_seconds_bucket{le="0.00025",endpoint="mutate"} 1"#,
@@ -290,6 +393,9 @@ mod tests {
             r#"vespa_tls_webhook_certificate_reloads_total{result="failure"} 1"#,
             r#"vespa_tls_webhook_policy_reloads_total{result="failure"} 0"#,
             "vespa_tls_webhook_namespace_view_synced 1",
+            r#"vespa_tls_webhook_readiness{check="certificate"} 0"#,
+            r#"vespa_tls_webhook_readiness{check="namespace_view_fresh"} 0"#,
+            "vespa_tls_webhook_admission_in_flight 1",
         ] {
             assert!(text.contains(needle), "missing {needle} in\n{text}");
         }

@@ -7,15 +7,23 @@
 //!   complete list. A name not in the cache (a namespace created a moment ago) gets
 //!   one live `GET`; not found is `Ok(None)`, an API error is `Err` (the caller
 //!   fails closed).
+//!
+//!   Staleness: every watch event and every complete list counts as hearing from
+//!   the apiserver. When a watch has been quiet for half the staleness bound it is
+//!   replaced by a fresh list + watch (a namespace LIST, metadata only, from the
+//!   apiserver's watch cache), so a healthy but quiet cluster keeps the view fresh,
+//!   and a watch that is broken without saying so (or stuck retrying) is restarted.
+//!   When nothing was heard for longer than the bound, [`NamespaceView::check_fresh`]
+//!   fails (and with it `/readyz`); lookups keep using the cache meanwhile.
 //! - **static**: a `--namespaces FILE` (see [`crate::namespaces`]), reloaded when it
 //!   changes; always ready. A name not in the file is `Ok(None)`.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
@@ -25,6 +33,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
+use tokio::time::sleep_until;
 
 use crate::file_watch::{self, Fingerprint, Tasks};
 use crate::metrics::Metrics;
@@ -32,6 +41,9 @@ use crate::policy::NamespaceMeta;
 
 /// How long the live `GET` for a namespace missing from the cache may take.
 pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Default staleness bound (`--namespace-stale-after-secs`).
+pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(60);
 
 /// Where namespaces come from.
 #[derive(Clone)]
@@ -124,6 +136,73 @@ pub struct ClusterNamespaces {
     store: Store<PartialObjectMeta<Namespace>>,
     api: Api<PartialObjectMeta<Namespace>>,
     ready: Arc<AtomicBool>,
+    freshness: Arc<Freshness>,
+}
+
+/// When the watch last delivered something, and the last error since.
+#[derive(Debug)]
+struct Freshness {
+    /// Time base for `last_ok_ms`.
+    base: Instant,
+    /// Milliseconds after `base` of the last watch event or complete list.
+    last_ok_ms: AtomicU64,
+    /// The last watch error after `last_ok_ms`, if any.
+    last_error: Mutex<Option<String>>,
+    stale_after: Duration,
+}
+
+impl Freshness {
+    fn new(stale_after: Duration) -> Self {
+        Freshness {
+            base: Instant::now(),
+            last_ok_ms: AtomicU64::new(0),
+            last_error: Mutex::new(None),
+            stale_after,
+        }
+    }
+
+    fn last_ok(&self) -> Instant {
+        self.base + Duration::from_millis(self.last_ok_ms.load(Ordering::Acquire))
+    }
+
+    fn mark_ok(&self, metrics: &Metrics) {
+        let ms = u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ok_ms.store(ms, Ordering::Release);
+        *self
+            .last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
+        let unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        metrics.set_namespace_view_last_success(unix);
+    }
+
+    fn mark_error(&self, error: String) {
+        *self
+            .last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(error);
+    }
+
+    /// `Err(reason)` when nothing was heard for longer than the bound.
+    fn check(&self, now: Instant) -> Result<(), String> {
+        let quiet = now.saturating_duration_since(self.last_ok());
+        if quiet <= self.stale_after {
+            return Ok(());
+        }
+        let error = self
+            .last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        Err(format!(
+            "the namespace view is stale: no watch event or list from the apiserver for {} s (bound {} s){}",
+            quiet.as_secs(),
+            self.stale_after.as_secs(),
+            error.map_or_else(String::new, |e| format!("; last error: {e}"))
+        ))
+    }
 }
 
 /// Namespaces from a file or a fixed list.
@@ -241,36 +320,80 @@ impl ClusterNamespaces {
         }
     }
 
-    fn start(client: kube::Client, metrics: Arc<Metrics>) -> (ClusterNamespaces, Tasks) {
+    fn start(
+        client: kube::Client,
+        stale_after: Duration,
+        metrics: Arc<Metrics>,
+    ) -> (ClusterNamespaces, Tasks) {
         // `Api<PartialObjectMeta<_>>` lists, watches and gets metadata only.
         let api: Api<PartialObjectMeta<Namespace>> = Api::all(client);
         let (store, writer) = reflector::store::<PartialObjectMeta<Namespace>>();
         let ready = Arc::new(AtomicBool::new(false));
-        let flag = ready.clone();
-        let stream = watcher(api.clone(), watcher::Config::default())
-            .default_backoff()
-            .reflect(writer);
-        let task = tokio::spawn(async move {
-            let mut stream = std::pin::pin!(stream);
-            while let Some(event) = stream.next().await {
-                match event {
-                    Ok(watcher::Event::InitDone) => {
-                        if !flag.swap(true, Ordering::Release) {
+        let freshness = Arc::new(Freshness::new(stale_after));
+        let task = tokio::spawn(reflect(
+            api.clone(),
+            writer,
+            ready.clone(),
+            freshness.clone(),
+            metrics,
+        ));
+        let mut tasks = Tasks::new();
+        tasks.push(task);
+        let view = ClusterNamespaces {
+            store,
+            api,
+            ready,
+            freshness,
+        };
+        (view, tasks)
+    }
+}
+
+/// Keep `writer` up to date: list + watch with backoff; a watch stream that has
+/// delivered nothing for half the staleness bound is replaced by a new one (which
+/// lists first). Runs until aborted.
+async fn reflect(
+    api: Api<PartialObjectMeta<Namespace>>,
+    mut writer: reflector::store::Writer<PartialObjectMeta<Namespace>>,
+    ready: Arc<AtomicBool>,
+    freshness: Arc<Freshness>,
+    metrics: Arc<Metrics>,
+) {
+    let relist_after = (freshness.stale_after / 2).max(Duration::from_millis(500));
+    loop {
+        let started = Instant::now();
+        let stream = watcher(api.clone(), watcher::Config::default()).default_backoff();
+        let mut stream = std::pin::pin!(stream);
+        loop {
+            let quiet_until = freshness.last_ok().max(started) + relist_after;
+            let event = tokio::select! {
+                event = stream.next() => event,
+                _ = sleep_until(quiet_until.into()) => {
+                    tracing::debug!(quiet = ?relist_after, "no namespace event for a while; listing again");
+                    break;
+                }
+            };
+            match event {
+                Some(Ok(event)) => {
+                    writer.apply_watcher_event(&event);
+                    freshness.mark_ok(&metrics);
+                    if matches!(event, watcher::Event::InitDone) {
+                        if !ready.swap(true, Ordering::Release) {
                             tracing::info!("namespace view synced");
                         }
                         metrics.set_namespace_view_synced(true);
                     }
-                    Ok(_) => {}
-                    Err(e) => {
-                        tracing::warn!(error = %e, "namespace watch failed; retrying with backoff");
-                    }
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "namespace watch failed; retrying with backoff");
+                    freshness.mark_error(e.to_string());
+                }
+                None => {
+                    tracing::warn!("namespace watch ended; starting a new one");
+                    break;
                 }
             }
-            tracing::error!("namespace watch ended");
-        });
-        let mut tasks = Tasks::new();
-        tasks.push(task);
-        (ClusterNamespaces { store, api, ready }, tasks)
+        }
     }
 }
 
@@ -304,6 +427,7 @@ impl NamespaceView {
     pub async fn start(
         source: NamespaceSource,
         reload_interval: Duration,
+        stale_after: Duration,
         metrics: Arc<Metrics>,
     ) -> Result<(NamespaceView, Tasks), NamespaceViewError> {
         match source {
@@ -319,11 +443,11 @@ impl NamespaceView {
             }
             NamespaceSource::Cluster { kubeconfig } => {
                 let client = cluster_client(kubeconfig.as_deref()).await?;
-                let (view, tasks) = ClusterNamespaces::start(client, metrics);
+                let (view, tasks) = ClusterNamespaces::start(client, stale_after, metrics);
                 Ok((NamespaceView::Cluster(Arc::new(view)), tasks))
             }
             NamespaceSource::Client(client) => {
-                let (view, tasks) = ClusterNamespaces::start(client, metrics);
+                let (view, tasks) = ClusterNamespaces::start(client, stale_after, metrics);
                 Ok((NamespaceView::Cluster(Arc::new(view)), tasks))
             }
         }
@@ -388,6 +512,15 @@ impl NamespaceView {
             NamespaceView::Cluster(c) => c.ready.load(Ordering::Acquire),
         }
     }
+
+    /// `Err(reason)` when a cluster view has not heard from the apiserver for
+    /// longer than its staleness bound (static views are always fresh).
+    pub fn check_fresh(&self) -> Result<(), String> {
+        match self {
+            NamespaceView::Static(_) => Ok(()),
+            NamespaceView::Cluster(c) => c.freshness.check(Instant::now()),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -408,6 +541,27 @@ mod tests {
         assert!(v.is_ready());
         assert_eq!(v.lookup("a").await.unwrap().unwrap().labels["k"], "v");
         assert_eq!(v.lookup("b").await.unwrap(), None);
+    }
+
+    #[test]
+    fn freshness_fails_after_the_bound_naming_the_last_error() {
+        let f = Freshness::new(Duration::from_secs(10));
+        let metrics = Metrics::new();
+        f.mark_ok(&metrics);
+        let now = f.last_ok();
+        assert!(f.check(now + Duration::from_secs(10)).is_ok());
+        f.mark_error("connection refused".into());
+        let e = f.check(now + Duration::from_secs(11)).unwrap_err();
+        assert!(e.contains("stale"), "{e}");
+        assert!(e.contains("for 11 s (bound 10 s)"), "{e}");
+        assert!(e.contains("last error: connection refused"), "{e}");
+        f.mark_ok(&metrics);
+        assert!(f.check(f.last_ok() + Duration::from_secs(1)).is_ok());
+        assert!(
+            metrics
+                .encode()
+                .contains("vespa_tls_webhook_namespace_view_last_success_timestamp_seconds 1")
+        );
     }
 
     #[test]

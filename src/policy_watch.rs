@@ -3,8 +3,11 @@
 //!
 //! At start an invalid file is an error (the webhook refuses to start). Later, a
 //! changed file that does not parse keeps the last good policy in force; the
-//! failure is logged and counted. The webhook's own namespace is excluded after
-//! every load.
+//! failure is logged and counted. So does a file that became empty: at start an
+//! empty file means the built-in policy, but a file emptied under a running
+//! webhook is far more likely a writer caught mid-way or a ConfigMap key gone
+//! blank than a wish for the built-in policy (write `{}` for that). The webhook's
+//! own namespace is excluded after every load.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
@@ -88,6 +91,23 @@ fn parse(text: &[u8], path: &Path, webhook_ns: Option<&str>) -> Result<ClusterPo
     Ok(exclude(policy, webhook_ns))
 }
 
+/// [`parse`] for a reload: an empty (or blank) file is refused.
+fn reparse(
+    text: &[u8],
+    path: &Path,
+    webhook_ns: Option<&str>,
+) -> Result<ClusterPolicy, PolicyError> {
+    if text.iter().all(u8::is_ascii_whitespace) {
+        return Err(PolicyError::Invalid {
+            path: path.to_path_buf(),
+            error: PolicyFileError::Parse(
+                "the file became empty; write `{}` for the built-in policy".into(),
+            ),
+        });
+    }
+    parse(text, path, webhook_ns)
+}
+
 fn exclude(policy: ClusterPolicy, webhook_ns: Option<&str>) -> ClusterPolicy {
     match webhook_ns {
         Some(ns) => policy.excluding(ns),
@@ -144,7 +164,7 @@ impl PolicyWatch {
                         path: e.path,
                         error: e.error,
                     })
-                    .and_then(|snap| parse(&snap.contents[0], &path, ns.as_deref()));
+                    .and_then(|snap| reparse(&snap.contents[0], &path, ns.as_deref()));
                 match outcome {
                     Ok(policy) => {
                         tracing::info!(
@@ -201,5 +221,14 @@ mod tests {
                 .starts_with("--policy p.yaml: policy file is not valid"),
             "{e}"
         );
+        assert!(parse(b"", Path::new("p.yaml"), None).is_ok());
+        let e = reparse(b" \n", Path::new("p.yaml"), None).unwrap_err();
+        assert!(e.to_string().contains("became empty"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("--policy p.yaml: policy file is not valid"),
+            "{e}"
+        );
+        assert!(reparse(b"{}", Path::new("p.yaml"), None).is_ok());
     }
 }

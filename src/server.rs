@@ -3,18 +3,34 @@
 //!
 //! | route | answer |
 //! |---|---|
-//! | `POST /mutate`, `POST /validate` | the AdmissionReview response (400 for a body that is not a review, 413 above [`MAX_BODY`], 408 when the body is not received within the read timeout) |
+//! | `POST /mutate`, `POST /validate` | the AdmissionReview response (400 for a body that is not a review, 413 above [`MAX_BODY`], 408 when the body is not received within the read timeout, 503 when the webhook is overloaded) |
 //! | `GET /healthz` | 200 `ok` while the process serves |
-//! | `GET /readyz` | 200 when a certificate is loaded and not expired and the namespace view has synced; 503 with the reason otherwise |
+//! | `GET /readyz` | 200 when a certificate is loaded and not expired and the namespace view has synced and is not stale; 503 with the reasons otherwise |
 //! | `GET /metrics` | Prometheus/OpenMetrics text |
 //!
 //! An optional plain-HTTP listener (`--metrics-addr`) serves the last three.
 //!
 //! Each connection is its own task: the TLS handshake and the request headers must
 //! arrive within the read timeout, and so must each request body, so a slow client
-//! cannot pin a connection. On shutdown the listeners close, every connection
-//! finishes the request it is serving and closes, and [`RunningServer::shutdown`]
-//! returns when all are done or the shutdown timeout has passed.
+//! cannot pin a connection.
+//!
+//! On shutdown the listeners close at once (new connections are refused), and every
+//! response from then on carries `Connection: close`: a connection finishes the
+//! request it is serving and closes; an idle keep-alive connection is answered its
+//! next request (with `Connection: close`) or closed at its idle timeout (the read
+//! timeout), whichever comes first. Idle connections are not cut at the signal,
+//! because a client may be sending a request on one at that very moment, and a
+//! POST that was sent cannot be retried safely (the apiserver would fail the
+//! call). [`RunningServer::shutdown`] returns when every connection is done or the
+//! shutdown timeout has passed; without a slow client that is within the read
+//! timeout.
+//!
+//! Overload: at most `max_in_flight` admission requests are read and decided at
+//! once, holding at most `max_in_flight_body_bytes` of request bodies between them
+//! (a body costs about six times its size while it is parsed and decided, so the
+//! byte bound is what keeps large reviews within the container's memory). A
+//! request waits up to [`QUEUE_WAIT`] for room, then gets 503 with the reason and
+//! `Retry-After`.
 
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
@@ -34,13 +50,15 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
 
 use crate::admission::{self, Decision, Endpoint, Review};
 use crate::file_watch::Tasks;
-use crate::metrics::{self, Metrics, Outcome};
+use crate::metrics::{self, Metrics, Outcome, ReadinessCheck};
 use crate::namespace_view::{NamespaceSource, NamespaceView, NamespaceViewError};
 use crate::policy::NamespaceMeta;
 use crate::policy_watch::{PolicyError, PolicyHandle, PolicySource, PolicyWatch};
@@ -56,6 +74,16 @@ const DRAIN_LIMIT: u64 = 16 * 1024 * 1024;
 
 /// Body buffer allocated up front (it grows as data arrives).
 const INITIAL_BUFFER: usize = 64 * 1024;
+
+/// How long an admission request waits for room under the in-flight limits
+/// before it is answered 503 (the apiserver gives a webhook at most 5 s).
+pub const QUEUE_WAIT: Duration = Duration::from_secs(1);
+
+/// Default `--max-in-flight`.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 64;
+
+/// Default bound on the request bodies held by admission requests in flight.
+pub const DEFAULT_MAX_IN_FLIGHT_BODY_BYTES: usize = 16 * 1024 * 1024;
 
 /// Everything [`Server::start`] needs.
 #[derive(Debug, Clone)]
@@ -80,11 +108,19 @@ pub struct ServerConfig {
     pub reload_interval: Duration,
     /// How long [`RunningServer::shutdown`] waits for open connections.
     pub shutdown_timeout: Duration,
+    /// Admission requests read and decided at once (`--max-in-flight`).
+    pub max_in_flight: usize,
+    /// Request bytes those may hold between them (`--max-in-flight-mib`).
+    pub max_in_flight_body_bytes: usize,
+    /// How long the cluster namespace view may go without hearing from the
+    /// apiserver before `/readyz` fails (`--namespace-stale-after-secs`).
+    pub namespace_stale_after: Duration,
 }
 
 impl ServerConfig {
     /// Defaults: no metrics listener, built-in policy, in-cluster namespaces, 3 s
-    /// read timeout, 500 ms reload interval, 20 s shutdown timeout.
+    /// read timeout, 500 ms reload interval, 20 s shutdown timeout, 64 admission
+    /// requests / 16 MiB of bodies in flight, namespace view stale after 60 s.
     pub fn new(addr: SocketAddr, tls_cert: PathBuf, tls_key: PathBuf) -> Self {
         ServerConfig {
             addr,
@@ -96,6 +132,9 @@ impl ServerConfig {
             read_timeout: Duration::from_secs(3),
             reload_interval: Duration::from_millis(500),
             shutdown_timeout: Duration::from_secs(20),
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            max_in_flight_body_bytes: DEFAULT_MAX_IN_FLIGHT_BODY_BYTES,
+            namespace_stale_after: crate::namespace_view::DEFAULT_STALE_AFTER,
         }
     }
 }
@@ -132,6 +171,85 @@ struct App {
     metrics: Arc<Metrics>,
     certs: Arc<CertStore>,
     read_timeout: Duration,
+    limits: Limits,
+}
+
+/// The in-flight bounds: request slots, and body bytes in KiB permits.
+#[derive(Clone)]
+struct Limits {
+    requests: Arc<Semaphore>,
+    max_requests: usize,
+    body_kib: Arc<Semaphore>,
+    max_body_kib: u32,
+}
+
+/// Room held by one admission request.
+struct Admitted {
+    _request: OwnedSemaphorePermit,
+    body: Option<OwnedSemaphorePermit>,
+    body_kib: u32,
+}
+
+impl Limits {
+    fn new(max_requests: usize, max_body_bytes: usize) -> Self {
+        let max_requests = max_requests.clamp(1, Semaphore::MAX_PERMITS);
+        let max_body_kib = u32::try_from(max_body_bytes.div_ceil(1024).max(1)).unwrap_or(u32::MAX);
+        Limits {
+            requests: Arc::new(Semaphore::new(max_requests)),
+            max_requests,
+            body_kib: Arc::new(Semaphore::new(max_body_kib as usize)),
+            max_body_kib,
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{} admission requests or {} MiB of request bodies in flight",
+            self.max_requests,
+            self.max_body_kib.div_ceil(1024)
+        )
+    }
+
+    /// A request slot, waiting until `deadline`.
+    async fn admit(&self, deadline: tokio::time::Instant) -> Option<Admitted> {
+        let permit = tokio::time::timeout_at(deadline, self.requests.clone().acquire_owned())
+            .await
+            .ok()?
+            .ok()?;
+        Some(Admitted {
+            _request: permit,
+            body: None,
+            body_kib: 0,
+        })
+    }
+
+    /// Hold room for `bytes` of body in total, waiting until `deadline`. A body
+    /// larger than the whole budget may still use all of it.
+    async fn reserve(
+        &self,
+        admitted: &mut Admitted,
+        bytes: usize,
+        deadline: tokio::time::Instant,
+    ) -> bool {
+        let want = u32::try_from(bytes.div_ceil(1024))
+            .unwrap_or(u32::MAX)
+            .clamp(1, self.max_body_kib);
+        if want <= admitted.body_kib {
+            return true;
+        }
+        let more = want - admitted.body_kib;
+        let acquired =
+            tokio::time::timeout_at(deadline, self.body_kib.clone().acquire_many_owned(more)).await;
+        let Ok(Ok(permit)) = acquired else {
+            return false;
+        };
+        match &mut admitted.body {
+            Some(held) => held.merge(permit),
+            None => admitted.body = Some(permit),
+        }
+        admitted.body_kib = want;
+        true
+    }
 }
 
 /// The webhook server.
@@ -184,9 +302,13 @@ impl Server {
             _ => None,
         };
 
-        let (namespaces, mut tasks) =
-            NamespaceView::start(config.namespaces, config.reload_interval, metrics.clone())
-                .await?;
+        let (namespaces, mut tasks) = NamespaceView::start(
+            config.namespaces,
+            config.reload_interval,
+            config.namespace_stale_after,
+            metrics.clone(),
+        )
+        .await?;
         tasks.push(certs.spawn_reloader(config.reload_interval, metrics.clone()));
         if let Some(t) = policy.spawn_reloader(config.reload_interval, metrics.clone()) {
             tasks.push(t);
@@ -199,6 +321,7 @@ impl Server {
             metrics,
             certs,
             read_timeout: config.read_timeout,
+            limits: Limits::new(config.max_in_flight, config.max_in_flight_body_bytes),
         };
         let token = CancellationToken::new();
         let tracker = TaskTracker::new();
@@ -324,20 +447,18 @@ async fn serve_connection(
     let Some(acceptor) = tls else {
         return serve_http(stream, router, conn).await;
     };
-    let handshake = tokio::time::timeout(conn.read_timeout, acceptor.accept(stream));
-    let stream = tokio::select! {
-        _ = conn.token.cancelled() => return,
-        done = handshake => match done {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => {
-                tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                return;
-            }
-            Err(_) => {
-                tracing::debug!(%peer, "TLS handshake timed out");
-                return;
-            }
-        },
+    // A handshake under way at shutdown is finished (bounded by the read
+    // timeout): the client connected while we were accepting, so it is served.
+    let stream = match tokio::time::timeout(conn.read_timeout, acceptor.accept(stream)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "TLS handshake timed out");
+            return;
+        }
     };
     serve_http(stream, router, conn).await;
 }
@@ -351,17 +472,23 @@ where
         .timer(TokioTimer::new())
         .header_read_timeout(conn.read_timeout)
         .keep_alive(true);
+    // Once shutdown has begun, every answer closes its connection (hyper honours
+    // the header); idle connections end at their idle timeout.
+    let token = conn.token.clone();
+    let service = ServiceExt::<Request<hyper::body::Incoming>>::map_response(
+        router,
+        move |mut response: Response| {
+            if token.is_cancelled() {
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            response
+        },
+    );
     let connection =
-        builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(router));
-    let mut connection = std::pin::pin!(connection);
-    let result = tokio::select! {
-        r = connection.as_mut() => r,
-        _ = conn.token.cancelled() => {
-            connection.as_mut().graceful_shutdown();
-            connection.await
-        }
-    };
-    if let Err(e) = result {
+        builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+    if let Err(e) = connection.await {
         tracing::debug!(error = %e, "connection ended with an error");
     }
 }
@@ -383,14 +510,37 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-async fn readyz(State(app): State<App>) -> Response {
+/// Evaluate every readiness check, record each in the metrics; the reasons of
+/// those failing.
+fn readiness(app: &App) -> Vec<String> {
     let mut reasons = Vec::new();
-    if let Err(r) = app.certs.check_valid(SystemTime::now()) {
-        reasons.push(r);
-    }
-    if !app.namespaces.is_ready() {
-        reasons.push("the namespace view has not synced yet".to_string());
-    }
+    let mut check = |which: ReadinessCheck, outcome: Result<(), String>| {
+        app.metrics.set_readiness(which, outcome.is_ok());
+        if let Err(r) = outcome {
+            reasons.push(r);
+        }
+    };
+    check(
+        ReadinessCheck::Certificate,
+        app.certs.check_valid(SystemTime::now()),
+    );
+    check(
+        ReadinessCheck::NamespaceViewSynced,
+        if app.namespaces.is_ready() {
+            Ok(())
+        } else {
+            Err("the namespace view has not synced yet".to_string())
+        },
+    );
+    check(
+        ReadinessCheck::NamespaceViewFresh,
+        app.namespaces.check_fresh(),
+    );
+    reasons
+}
+
+async fn readyz(State(app): State<App>) -> Response {
+    let reasons = readiness(&app);
     if reasons.is_empty() {
         (StatusCode::OK, "ok").into_response()
     } else {
@@ -399,6 +549,7 @@ async fn readyz(State(app): State<App>) -> Response {
 }
 
 async fn metrics_page(State(app): State<App>) -> Response {
+    let _ = readiness(&app);
     (
         [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
         app.metrics.encode(),
@@ -423,6 +574,8 @@ enum BodyError {
     Timeout(Duration),
     #[error("cannot read request body: {0}")]
     Read(String),
+    #[error("the webhook is at its limit of {0}; retry shortly")]
+    Overloaded(String),
 }
 
 impl BodyError {
@@ -431,6 +584,7 @@ impl BodyError {
             BodyError::TooLarge => "too-large",
             BodyError::Timeout(_) => "read-timeout",
             BodyError::Read(_) => "bad-request",
+            BodyError::Overloaded(_) => "overloaded",
         }
     }
 
@@ -439,8 +593,15 @@ impl BodyError {
             BodyError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             BodyError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             BodyError::Read(_) => StatusCode::BAD_REQUEST,
+            BodyError::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
+        let overloaded = matches!(self, BodyError::Overloaded(_));
         let mut response = (status, self.to_string()).into_response();
+        if overloaded {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         // The rest of the body may still be on the wire: do not reuse the connection.
         response
             .headers_mut()
@@ -449,8 +610,17 @@ impl BodyError {
     }
 }
 
-/// Read at most `limit` bytes of body within `timeout` (from now).
-async fn read_body(req: Request, limit: usize, timeout: Duration) -> Result<Vec<u8>, BodyError> {
+/// Read at most `limit` bytes of body within `timeout` (from now), holding room
+/// for them under the in-flight limits (a declared length waiting for room until
+/// `queue_deadline`).
+async fn read_body(
+    req: Request,
+    limit: usize,
+    timeout: Duration,
+    limits: &Limits,
+    admitted: &mut Admitted,
+    queue_deadline: tokio::time::Instant,
+) -> Result<Vec<u8>, BodyError> {
     let deadline = tokio::time::Instant::now() + timeout;
     let declared = req
         .headers()
@@ -461,6 +631,13 @@ async fn read_body(req: Request, limit: usize, timeout: Duration) -> Result<Vec<
     if declared.is_some_and(|n| n > limit as u64) {
         drain(body, deadline).await;
         return Err(BodyError::TooLarge);
+    }
+    // The apiserver always declares the length: hold room for all of it now.
+    if let Some(n) = declared.and_then(|n| usize::try_from(n).ok())
+        && !limits.reserve(admitted, n, queue_deadline).await
+    {
+        drain(body, deadline).await;
+        return Err(BodyError::Overloaded(limits.describe()));
     }
     // Trust the declared length only so far: a client declaring 4 MiB and
     // sending nothing must not cost 4 MiB for the whole read timeout.
@@ -479,6 +656,13 @@ async fn read_body(req: Request, limit: usize, timeout: Duration) -> Result<Vec<
             if buf.len() + data.len() > limit {
                 drain(body, deadline).await;
                 return Err(BodyError::TooLarge);
+            }
+            if !limits
+                .reserve(admitted, buf.len() + data.len(), deadline)
+                .await
+            {
+                drain(body, deadline).await;
+                return Err(BodyError::Overloaded(limits.describe()));
             }
             buf.extend_from_slice(&data);
         }
@@ -515,7 +699,26 @@ async fn admit(app: &App, endpoint: Endpoint, req: Request) -> Response {
         );
         tracing::warn!(endpoint = ep, reason, error = %error, "admission request refused");
     };
-    let body = match read_body(req, MAX_BODY, app.read_timeout).await {
+    let _in_flight = app.metrics.admission_started();
+    let queue_deadline = tokio::time::Instant::now() + QUEUE_WAIT;
+    let Some(mut admitted) = app.limits.admit(queue_deadline).await else {
+        let e = BodyError::Overloaded(app.limits.describe());
+        refuse(e.reason(), &e);
+        let (parts, body) = req.into_parts();
+        drop(parts);
+        drain(body, tokio::time::Instant::now() + app.read_timeout).await;
+        return e.into_response();
+    };
+    let body = match read_body(
+        req,
+        MAX_BODY,
+        app.read_timeout,
+        &app.limits,
+        &mut admitted,
+        queue_deadline,
+    )
+    .await
+    {
         Ok(b) => b,
         Err(e) => {
             refuse(e.reason(), &e);

@@ -66,6 +66,20 @@ pub enum TlsError {
         /// The TLS library's words.
         reason: String,
     },
+    /// A replacement pair whose certificate has already expired, while the one in
+    /// use is still valid.
+    #[error(
+        "{CERT_FLAG} {}: the new certificate expired {ago} s ago (notAfter {not_after} Unix seconds); the certificate in use is still valid and stays",
+        path.display()
+    )]
+    Expired {
+        /// The file.
+        path: PathBuf,
+        /// The new certificate's notAfter, Unix seconds.
+        not_after: i64,
+        /// Seconds since it expired.
+        ago: i64,
+    },
     /// The TLS configuration could not be built.
     #[error("TLS configuration: {0}")]
     Config(rustls::Error),
@@ -201,9 +215,7 @@ impl CertStore {
     /// `Err(reason)` when the certificate in use has expired.
     pub fn check_valid(&self, now: SystemTime) -> Result<(), String> {
         let not_after = self.not_after();
-        let now = now
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        let now = unix_seconds(now);
         if not_after <= now {
             return Err(format!(
                 "the serving certificate ({}) expired {} s ago (notAfter {not_after} Unix seconds)",
@@ -214,8 +226,14 @@ impl CertStore {
         Ok(())
     }
 
-    /// Try to install the pair in `snapshot` (contents of cert and key files).
+    /// Try to install the pair in `snapshot` (contents of cert and key files). A
+    /// pair that has already expired replaces the pair in use only when that one
+    /// has expired too (then nothing better is at hand).
     pub fn install(&self, snapshot: &Snapshot) -> Result<i64, TlsError> {
+        self.install_at(snapshot, SystemTime::now())
+    }
+
+    fn install_at(&self, snapshot: &Snapshot, now: SystemTime) -> Result<i64, TlsError> {
         let (cert, key) = match snapshot.contents.as_slice() {
             [cert, key] => (cert, key),
             _ => {
@@ -227,7 +245,16 @@ impl CertStore {
         };
         let pair = parse_pair(cert, key, &self.cert_path, &self.key_path)?;
         let not_after = pair.not_after;
-        *self.current.write().unwrap_or_else(PoisonError::into_inner) = pair;
+        let now = unix_seconds(now);
+        let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
+        if not_after <= now && current.not_after > now {
+            return Err(TlsError::Expired {
+                path: self.cert_path.clone(),
+                not_after,
+                ago: now - not_after,
+            });
+        }
+        *current = pair;
         Ok(not_after)
     }
 
@@ -276,6 +303,11 @@ impl CertStore {
             }
         })
     }
+}
+
+fn unix_seconds(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// Hands the store's current pair to each TLS handshake.
@@ -355,6 +387,39 @@ mod tests {
         assert!(e.to_string().starts_with("--tls-key k.pem:"), "{e}");
         let e = parse(&c, "").unwrap_err();
         assert!(e.to_string().starts_with("--tls-key k.pem:"), "{e}");
+    }
+
+    fn snapshot(c: &str, k: &str) -> Snapshot {
+        let contents = vec![c.as_bytes().to_vec(), k.as_bytes().to_vec()];
+        Snapshot {
+            fingerprint: file_watch::fingerprint(&contents),
+            contents,
+        }
+    }
+
+    #[test]
+    fn an_expired_replacement_does_not_replace_a_valid_pair() {
+        let dir = tempfile::tempdir().unwrap();
+        let (c, k) = pair();
+        let (cp, kp) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+        std::fs::write(&cp, &c).unwrap();
+        std::fs::write(&kp, &k).unwrap();
+        let store = CertStore::load(&cp, &kp).unwrap();
+        let valid_until = store.not_after();
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(vec!["localhost".into()]).unwrap();
+        params.not_before = rcgen::date_time_ymd(2019, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2020, 1, 1);
+        let expired = params.self_signed(&key).unwrap();
+        let snap = snapshot(&expired.pem(), &key.serialize_pem());
+        let e = store.install(&snap).unwrap_err();
+        assert!(matches!(e, TlsError::Expired { .. }), "{e}");
+        assert!(e.to_string().contains("expired"), "{e}");
+        assert_eq!(store.not_after(), valid_until);
+        // Once the pair in use has expired too, the replacement is taken (a later
+        // notAfter than nothing at all).
+        let later = SystemTime::UNIX_EPOCH + Duration::from_secs(valid_until as u64 + 10);
+        assert_eq!(store.install_at(&snap, later).unwrap(), 1_577_836_800);
     }
 
     #[test]

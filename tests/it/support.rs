@@ -90,6 +90,15 @@ impl Ca {
         self.sign(Self::params())
     }
 
+    /// A serving pair for localhost / 127.0.0.1 with `edit` applied to its
+    /// parameters (validity, names).
+    #[allow(dead_code)] // used by tests/faults
+    pub fn leaf_with(&self, edit: impl FnOnce(&mut CertificateParams)) -> Pair {
+        let mut p = Self::params();
+        edit(&mut p);
+        self.sign(p)
+    }
+
     /// A serving pair that expired in 2020.
     pub fn expired_leaf(&self) -> Pair {
         let mut p = Self::params();

@@ -1,0 +1,149 @@
+//! More admission requests than the webhook takes at once: the overflow waits up to
+//! a second for room, then gets 503 with the reason; many large reviews at once
+//! stay within the container's 128 MiB.
+
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+
+use crate::common::{
+    Conn, Webhook, metric, mutate_enabled, post_head, read_response, send, serial,
+};
+use crate::fixtures::{big_vespaset, vespaset_review};
+
+const OVERLOADED: &str = r#"vespa_tls_webhook_admission_requests_total{endpoint="mutate",kind="unknown",operation="unknown",decision="error",reason="overloaded"}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admission_requests_beyond_max_in_flight_wait_then_get_503() {
+    let _serial = serial().await;
+    let w = Webhook::start(&["--max-in-flight", "4", "--read-timeout-secs", "5"]).await;
+    let body = mutate_enabled().body;
+    let (first, rest) = body.split_at(body.len() / 2);
+
+    // Four requests hold every slot (their bodies half sent).
+    let mut holders = Vec::new();
+    for _ in 0..4 {
+        let mut tls = w.tls_connect().await;
+        send(&mut tls, &post_head("/mutate", body.len())).await;
+        send(&mut tls, first).await;
+        holders.push(tls);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        metric(&w.metrics().await, "vespa_tls_webhook_admission_in_flight"),
+        4.0
+    );
+
+    // A fifth waits for room, then is told to come back.
+    let client = w.client(Conn::NewPerRequest);
+    let started = Instant::now();
+    let r = client
+        .post(w.url("/mutate"))
+        .header("content-type", "application/json")
+        .body(body.as_ref().clone())
+        .send()
+        .await
+        .unwrap();
+    let waited = started.elapsed();
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers()["retry-after"], "1");
+    let reason = r.text().await.unwrap();
+    assert!(
+        reason.contains("at its limit of 4 admission requests"),
+        "{reason}"
+    );
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(3),
+        "503 after {waited:?}"
+    );
+    assert_eq!(metric(&w.metrics().await, OVERLOADED), 1.0);
+
+    // A sixth gets the slot freed while it waits.
+    let queued = {
+        let (client, url, body) = (client.clone(), w.url("/mutate"), body.clone());
+        tokio::spawn(async move {
+            client
+                .post(url)
+                .header("content-type", "application/json")
+                .body(body.as_ref().clone())
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for (i, tls) in holders.iter_mut().enumerate() {
+        send(tls, rest).await;
+        let r = read_response(tls, Duration::from_secs(5))
+            .await
+            .unwrap_or_else(|| panic!("holder {i} got no answer"));
+        assert_eq!(r.status, 200, "holder {i}");
+    }
+    assert_eq!(queued.await.unwrap(), 200, "the queued request");
+    assert_eq!(metric(&w.metrics().await, OVERLOADED), 1.0);
+    assert_eq!(
+        metric(&w.metrics().await, "vespa_tls_webhook_admission_in_flight"),
+        0.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_large_reviews_at_once_stay_within_the_memory_limit() {
+    let _serial = serial().await;
+    // Default limits: 64 requests, 16 MiB of bodies.
+    let w = Webhook::start(&[]).await;
+    let hwm_start = w.status_kib("VmHWM");
+    let big =
+        serde_json::to_vec(&vespaset_review(big_vespaset(24_000), "vespa", "CREATE")).unwrap();
+    assert!(big.len() > 3 * 1024 * 1024);
+    const AT_ONCE: usize = 32;
+    let client = w.client(Conn::NewPerRequest);
+    let started = Instant::now();
+    let answers = join_all((0..AT_ONCE).map(|_| {
+        let (client, url, big) = (client.clone(), w.url("/mutate"), big.clone());
+        async move {
+            let r = client
+                .post(url)
+                .header("content-type", "application/json")
+                .body(big)
+                .send()
+                .await
+                .map_err(|e| format!("{e:?}"))?;
+            let status = r.status().as_u16();
+            let text = r.text().await.map_err(|e| format!("{e:?}"))?;
+            Ok::<_, String>((status, text))
+        }
+    }))
+    .await;
+    let took = started.elapsed();
+    let hwm = w.status_kib("VmHWM");
+    let (mut ok, mut overloaded) = (0, 0);
+    for a in &answers {
+        match a {
+            Ok((200, text)) if text.contains("\"patchType\":\"JSONPatch\"") => ok += 1,
+            Ok((503, text)) if text.contains("at its limit") => overloaded += 1,
+            other => panic!("neither injected nor overloaded: {other:?}"),
+        }
+    }
+    eprintln!(
+        "{AT_ONCE} reviews of {} KiB at once: {ok} injected, {overloaded} told to retry, in {took:?}; VmHWM {hwm_start} KiB at start, {hwm} KiB after",
+        big.len() / 1024
+    );
+    // 16 MiB of bodies hold at least four such reviews at once.
+    assert!(ok >= 4, "only {ok} injected");
+    assert!(
+        hwm < 128 * 1024,
+        "VmHWM {hwm} KiB: beyond the container's 128 MiB"
+    );
+    // And it still serves.
+    let r = w
+        .client(Conn::KeepAlive)
+        .post(w.url("/mutate"))
+        .body(mutate_enabled().body.as_ref().clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
