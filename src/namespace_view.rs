@@ -8,7 +8,7 @@
 //!   one live `GET`; not found is `Ok(None)`, an API error is `Err` (the caller
 //!   fails closed).
 //!
-//!   Staleness: every watch event and every complete list counts as hearing from
+//!   Staleness: every watch event and every listed object counts as hearing from
 //!   the apiserver. When a watch has been quiet for half the staleness bound it is
 //!   replaced by a fresh list + watch (a namespace LIST, metadata only, from the
 //!   apiserver's watch cache), so a healthy but quiet cluster keeps the view fresh,
@@ -376,7 +376,11 @@ async fn reflect(
             match event {
                 Some(Ok(event)) => {
                     writer.apply_watcher_event(&event);
-                    freshness.mark_ok(&metrics);
+                    // `Init` is emitted before the list is even sent: it says
+                    // nothing about the apiserver. Every other event came from it.
+                    if !matches!(event, watcher::Event::Init) {
+                        freshness.mark_ok(&metrics);
+                    }
                     if matches!(event, watcher::Event::InitDone) {
                         if !ready.swap(true, Ordering::Release) {
                             tracing::info!("namespace view synced");

@@ -8,12 +8,15 @@
 # (mutating/validating webhooks, server-side dry-run) runs in full, which is
 # what the tests need.
 #
-# Usage: tests/e2e/control-plane.sh install|up|down|env|status|logs
+# Usage: tests/e2e/control-plane.sh install|up|down|restart|env|status|logs
 #
 #   install  install the Debian packages and build/cache kube-apiserver
 #   up       start etcd + kube-apiserver (runs install if needed), write a
 #            kubeconfig, apply the CRD fixtures and wait until Established
 #   down     stop both processes and remove the state directory
+#   restart  stop kube-apiserver only and start it again on the same port with
+#            the same etcd (its data kept): clients see the apiserver go away
+#            and come back. VTW_APISERVER_DOWN_SECS (0) keeps it down that long.
 #   env      print `export` lines:  eval "$(tests/e2e/control-plane.sh env)"
 #   status   say whether the control plane is up (exit 0) or not (exit 1)
 #   logs     tail of the etcd and kube-apiserver logs (VTW_LOG_LINES, 40)
@@ -386,6 +389,18 @@ cmd_up() {
       --initial-cluster-state new --logger zap --log-level warn
   wait_for etcd "$STATE_DIR/etcd.log" "$STATE_DIR/etcd.pid" etcd etcd_healthy
 
+  start_apiserver "$api_port" "$etcd_port"
+  wait_for kube-apiserver "$STATE_DIR/kube-apiserver.log" "$STATE_DIR/kube-apiserver.pid" kube-apiserver readyz
+
+  write_kubeconfig "https://127.0.0.1:$api_port" "$token"
+  apply_fixtures
+  log "up in $((SECONDS - started))s: $(apiserver_url)"
+  log "kubeconfig: $STATE_DIR/kubeconfig   (eval \"\$($0 env)\")"
+}
+
+# Start kube-apiserver on port $1 against etcd on port $2 (does not wait).
+start_apiserver() {
+  local api_port=$1 etcd_port=$2
   log "starting kube-apiserver v$K8S_VERSION on https://127.0.0.1:$api_port"
   local pki="$STATE_DIR/pki"
   # No proxy for the apiserver's own calls (webhooks on 127.0.0.1).
@@ -413,12 +428,25 @@ cmd_up() {
       --allow-privileged=true \
       --profiling=false \
       --v=1
-  wait_for kube-apiserver "$STATE_DIR/kube-apiserver.log" "$STATE_DIR/kube-apiserver.pid" kube-apiserver readyz
+}
 
-  write_kubeconfig "https://127.0.0.1:$api_port" "$token"
-  apply_fixtures
-  log "up in $((SECONDS - started))s: $(apiserver_url)"
-  log "kubeconfig: $STATE_DIR/kubeconfig   (eval \"\$($0 env)\")"
+# ---------------------------------------------------------------- restart ---
+
+cmd_restart() {
+  if [[ ! -f $STATE_MARKER ]] || ! live_pid "$STATE_DIR/etcd.pid" etcd >/dev/null; then
+    die "control plane is not up (run: $0 up)"
+  fi
+  local down=${VTW_APISERVER_DOWN_SECS:-0} started=$SECONDS
+  [[ $down =~ ^[0-9]+$ ]] || die "VTW_APISERVER_DOWN_SECS must be whole seconds, not '$down'"
+  stop_pid "$STATE_DIR/kube-apiserver.pid" kube-apiserver
+  [[ -f $STATE_DIR/kube-apiserver.log ]] && mv -f "$STATE_DIR/kube-apiserver.log" "$STATE_DIR/kube-apiserver.log.1"
+  if ((down > 0)); then
+    log "kube-apiserver down for ${down}s"
+    sleep "$down"
+  fi
+  start_apiserver "$(<"$STATE_DIR/apiserver.port")" "$(<"$STATE_DIR/etcd.port")"
+  wait_for kube-apiserver "$STATE_DIR/kube-apiserver.log" "$STATE_DIR/kube-apiserver.pid" kube-apiserver readyz
+  log "kube-apiserver restarted in $((SECONDS - started))s: $(apiserver_url)"
 }
 
 # ------------------------------------------------------------------- down ---
@@ -459,6 +487,7 @@ cmd_env() {
   printf 'export KUBECONFIG=%q\n' "$kc"
   printf 'export VTW_E2E_KUBECONFIG=%q\n' "$kc"
   printf 'export VTW_E2E_APISERVER=%q\n' "$(apiserver_url)"
+  printf 'export VTW_E2E_STATE_DIR=%q\n' "$STATE_DIR"
 }
 
 cmd_status() {
@@ -495,6 +524,7 @@ case "${1:-}" in
   install) cmd_install ;;
   up) cmd_up ;;
   down) cmd_down ;;
+  restart) cmd_restart ;;
   env) cmd_env ;;
   status) cmd_status ;;
   logs) cmd_logs ;;

@@ -700,6 +700,206 @@ fn webhook_down_fail_blocks_only_selected_namespaces_ignore_proceeds(
     })
 }
 
+fn apiserver_restart_stale_view_fails_readiness_then_recovers(
+    ctx: Ctx,
+) -> Pin<Box<dyn Future<Output = Result<()>>>> {
+    Box::pin(async move {
+        // The control plane's state dir: `control-plane.sh env` says, else the
+        // kubeconfig lives in it.
+        let state_dir = std::env::var("VTW_E2E_STATE_DIR").ok().map_or_else(
+            || {
+                std::path::Path::new(&ctx.kubeconfig)
+                    .parent()
+                    .map(std::path::Path::to_path_buf)
+                    .context("kubeconfig has no directory")
+            },
+            |d| Ok(std::path::PathBuf::from(d)),
+        )?;
+        ensure!(
+            state_dir.join(".vespa-tls-webhook-control-plane").exists(),
+            "{} is not a control plane of tests/e2e/control-plane.sh: cannot restart its apiserver",
+            state_dir.display()
+        );
+        // A second webhook that calls its namespace view stale after 3 s (and
+        // relists a quiet watch after 1.5 s); the registered one keeps the default.
+        let (probe, port, ca) = start_webhook(
+            &ctx.kubeconfig,
+            &["--namespace-stale-after-secs", "3"],
+            "vespa-tls-webhook-e2e-restart.log",
+        )
+        .await?;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in
+            <rustls_pki_types::CertificateDer as rustls_pki_types::pem::PemObject>::pem_slice_iter(
+                &ca,
+            )
+        {
+            roots.add(cert?)?;
+        }
+        let http = reqwest::Client::builder()
+            .use_preconfigured_tls(
+                rustls::ClientConfig::builder()
+                    .with_root_certificates(roots)
+                    .with_no_client_auth(),
+            )
+            .timeout(Duration::from_secs(5))
+            .build()?;
+        let readyz = || {
+            let http = http.clone();
+            async move {
+                let r = http
+                    .get(format!("https://127.0.0.1:{port}/readyz"))
+                    .send()
+                    .await?;
+                Ok::<_, anyhow::Error>((r.status().as_u16(), r.text().await?))
+            }
+        };
+        ensure!(readyz().await?.0 == 200, "probe webhook not ready");
+        // Quiet for longer than its bound, and still ready: quiet watches relist.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let (status, text) = readyz().await?;
+        ensure!(status == 200, "a quiet but healthy view went stale: {text}");
+
+        let restart = tokio::task::spawn_blocking({
+            let state_dir = state_dir.clone();
+            move || {
+                Command::new(repo("tests/e2e/control-plane.sh"))
+                    .arg("restart")
+                    .env("VTW_STATE_DIR", &state_dir)
+                    .env("VTW_APISERVER_DOWN_SECS", "8")
+                    .output()
+            }
+        });
+        // While it is down: the view goes stale and /readyz says so.
+        let start = Instant::now();
+        let stale = loop {
+            let (status, text) = readyz().await?;
+            if status == 503 {
+                break text;
+            }
+            ensure!(
+                start.elapsed() < Duration::from_secs(12),
+                "readiness never failed while the apiserver was down"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        println!(
+            "    readiness failed {:?} into the restart: {stale}",
+            start.elapsed()
+        );
+        ensure!(
+            stale.contains("the namespace view is stale") && stale.contains("bound 3 s"),
+            "readiness reason: {stale}"
+        );
+        let out = restart.await??;
+        ensure!(
+            out.status.success(),
+            "control-plane.sh restart failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        println!(
+            "    apiserver back after {:?}; {}",
+            start.elapsed(),
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or_default()
+        );
+        // The reflector recovers: ready again.
+        let back = Instant::now();
+        loop {
+            let (status, text) = readyz().await?;
+            if status == 200 {
+                break;
+            }
+            ensure!(
+                back.elapsed() < Duration::from_secs(30),
+                "still not ready 30 s after the apiserver came back: {text}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        println!(
+            "    ready again {:?} after the apiserver came back",
+            back.elapsed()
+        );
+
+        // Decisions stay correct: a namespace labelled after the restart is seen
+        // by the registered webhook (through the apiserver) and by the probe
+        // webhook, whose view went through the outage.
+        let ns = ctx
+            .namespace("e2e-after-restart", json!({}), json!({}))
+            .await?;
+        let review = json!({
+            "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "request": {
+                "uid": "restart-1",
+                "kind": {"group": "k8s.ai.vespa", "version": "v1", "kind": "VespaSet"},
+                "resource": {"group": "k8s.ai.vespa", "version": "v1", "resource": "vespasets"},
+                "name": "vespaset-sample", "namespace": ns, "operation": "CREATE",
+                "userInfo": {"username": "alice"},
+                "object": yaml_file("tests/golden/seed-step4-stripped.yaml"),
+            }
+        });
+        let probe_allows = || {
+            let (http, review) = (http.clone(), review.clone());
+            async move {
+                let answer: Value = http
+                    .post(format!("https://127.0.0.1:{port}/validate"))
+                    .json(&review)
+                    .send()
+                    .await?
+                    .json()
+                    .await?;
+                answer["response"]["allowed"]
+                    .as_bool()
+                    .with_context(|| format!("not a review answer: {answer}"))
+            }
+        };
+        // Unlabelled: allowed (and now in the probe's cache).
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        ensure!(probe_allows().await?, "unlabelled namespace denied");
+        Api::<Namespace>::all(ctx.client.clone())
+            .patch(
+                &ns,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"labels": labelled("enforced")}})),
+            )
+            .await?;
+        let seen = Instant::now();
+        for i in 0.. {
+            let pod = ctx
+                .create_pod(
+                    &ns,
+                    &format!("after-{i}"),
+                    json!([{"name": "vespa", "image": "v"}]),
+                    json!({}),
+                )
+                .await?;
+            if pod["spec"]["volumes"].to_string().contains("tls-certs") {
+                break;
+            }
+            ensure!(
+                seen.elapsed() < Duration::from_secs(15),
+                "label set after the restart not seen by the registered webhook within 15 s"
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        while probe_allows().await? {
+            ensure!(
+                seen.elapsed() < Duration::from_secs(15),
+                "label set after the restart not seen by the probe webhook within 15 s"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        println!(
+            "    label set after the restart seen by both webhooks within {:?}",
+            seen.elapsed()
+        );
+        drop(probe);
+        Ok(())
+    })
+}
+
 async fn wait_for_error<F, Fut>(f: F) -> Result<String>
 where
     F: Fn() -> Fut,
@@ -795,8 +995,13 @@ impl Drop for Webhook {
     }
 }
 
-/// Start our binary with fresh certificates; returns it and the CA PEM.
-async fn start_webhook(kubeconfig: &str) -> Result<(Webhook, u16, Vec<u8>)> {
+/// Start our binary with fresh certificates and `extra` flags, logging to
+/// `$TMPDIR/<log>`; returns it, its port and the CA PEM.
+async fn start_webhook(
+    kubeconfig: &str,
+    extra: &[&str],
+    log: &str,
+) -> Result<(Webhook, u16, Vec<u8>)> {
     let dir = tempfile::tempdir()?;
     let ca_key = rcgen::KeyPair::generate()?;
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new())?;
@@ -815,7 +1020,8 @@ async fn start_webhook(kubeconfig: &str) -> Result<(Webhook, u16, Vec<u8>)> {
     std::fs::write(dir.path().join("tls.key"), key.serialize_pem())?;
     std::fs::write(dir.path().join("policy.yaml"), "excludedNamespaces: []\n")?;
     let port = closed_port();
-    let log = std::fs::File::create(std::env::temp_dir().join("vespa-tls-webhook-e2e.log"))?;
+    let log_path = std::env::temp_dir().join(log);
+    let log = std::fs::File::create(&log_path)?;
     let child = Command::new(env!("CARGO_BIN_EXE_vespa-tls-webhook"))
         .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
         .arg("--tls-cert")
@@ -825,6 +1031,7 @@ async fn start_webhook(kubeconfig: &str) -> Result<(Webhook, u16, Vec<u8>)> {
         .arg("--policy")
         .arg(dir.path().join("policy.yaml"))
         .args(["--kubeconfig", kubeconfig, "--log-format", "json"])
+        .args(extra)
         .env_remove("POD_NAMESPACE")
         .stdout(Stdio::from(log.try_clone()?))
         .stderr(Stdio::from(log))
@@ -849,12 +1056,7 @@ async fn start_webhook(kubeconfig: &str) -> Result<(Webhook, u16, Vec<u8>)> {
             break;
         }
         if start.elapsed() > Duration::from_secs(20) {
-            bail!(
-                "webhook not ready within 20 s; see {}",
-                std::env::temp_dir()
-                    .join("vespa-tls-webhook-e2e.log")
-                    .display()
-            );
+            bail!("webhook not ready within 20 s; see {}", log_path.display());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -892,7 +1094,7 @@ async fn run_all(kubeconfig: &str) -> Result<bool> {
     )
     .await?;
     let client = Client::try_from(config)?;
-    let (webhook, port, ca) = start_webhook(kubeconfig).await?;
+    let (webhook, port, ca) = start_webhook(kubeconfig, &[], "vespa-tls-webhook-e2e.log").await?;
     let (m, v) = registrations(&format!("https://127.0.0.1:{port}"), &ca);
     apply(&client, m).await?;
     apply(&client, v).await?;
@@ -956,6 +1158,11 @@ async fn run_all(kubeconfig: &str) -> Result<bool> {
             "webhook_down_fail_blocks_only_selected_namespaces_ignore_proceeds",
             webhook_down_fail_blocks_only_selected_namespaces_ignore_proceeds,
         ),
+        // Last: it restarts the apiserver.
+        (
+            "apiserver_restart_stale_view_fails_readiness_then_recovers",
+            apiserver_restart_stale_view_fails_readiness_then_recovers,
+        ),
     ];
     let (mut passed, mut failed) = (0, 0);
     for (name, scenario) in scenarios {
@@ -963,7 +1170,14 @@ async fn run_all(kubeconfig: &str) -> Result<bool> {
             continue;
         }
         let start = Instant::now();
-        match tokio::time::timeout(Duration::from_secs(60), scenario(ctx.clone())).await {
+        // The apiserver restart needs longer than the others: it stays down for
+        // 8 s and kube-apiserver takes a while to start on two shared cores.
+        let limit = Duration::from_secs(if name.starts_with("apiserver_restart") {
+            150
+        } else {
+            60
+        });
+        match tokio::time::timeout(limit, scenario(ctx.clone())).await {
             Ok(Ok(())) => {
                 passed += 1;
                 println!("e2e {name} ... ok ({:?})", start.elapsed());
