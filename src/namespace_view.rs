@@ -14,7 +14,10 @@
 //!   apiserver's watch cache), so a healthy but quiet cluster keeps the view fresh,
 //!   and a watch that is broken without saying so (or stuck retrying) is restarted.
 //!   When nothing was heard for longer than the bound, [`NamespaceView::check_fresh`]
-//!   fails (and with it `/readyz`); lookups keep using the cache meanwhile.
+//!   fails (and with it `/readyz`); lookups keep using the cache meanwhile. (The
+//!   kube client retries 429/503/504 answers itself with growing delays; the relist
+//!   timer cancels such a list and starts over, so a recovered apiserver is seen
+//!   within half the bound.)
 //! - **static**: a `--namespaces FILE` (see [`crate::namespaces`]), reloaded when it
 //!   changes; always ready. A name not in the file is `Ok(None)`.
 
@@ -200,7 +203,10 @@ impl Freshness {
             "the namespace view is stale: no watch event or list from the apiserver for {} s (bound {} s){}",
             quiet.as_secs(),
             self.stale_after.as_secs(),
-            error.map_or_else(String::new, |e| format!("; last error: {e}"))
+            error.map_or_else(
+                || "; waiting for the apiserver to answer a list".to_string(),
+                |e| format!("; last error: {e}")
+            )
         ))
     }
 }
@@ -554,6 +560,11 @@ mod tests {
         f.mark_ok(&metrics);
         let now = f.last_ok();
         assert!(f.check(now + Duration::from_secs(10)).is_ok());
+        let e = f.check(now + Duration::from_secs(11)).unwrap_err();
+        assert!(
+            e.ends_with("; waiting for the apiserver to answer a list"),
+            "{e}"
+        );
         f.mark_error("connection refused".into());
         let e = f.check(now + Duration::from_secs(11)).unwrap_err();
         assert!(e.contains("stale"), "{e}");

@@ -8,6 +8,7 @@
 //! | `sigterm` | SIGTERM with requests in flight and keep-alive connections open | real binary |
 //! | `transport` | plain HTTP and TLS 1.1 on the TLS port, a 16 MiB body | real binary |
 //! | `overload` | more admission requests (and bigger bodies) than the in-flight limits | real binary |
+//! | `watch` | the namespace watch quiet, then the apiserver gone and back (fake apiserver) | in-process |
 //! | `soak` | a fixed rate for `VTW_SOAK_SECS` (default 60; 600 for the full soak) | real binary |
 //!
 //! The tests run one at a time (a shared lock): they measure latency, memory and
@@ -31,3 +32,4 @@ mod rotation;
 mod sigterm;
 mod soak;
 mod transport;
+mod watch;

@@ -142,6 +142,8 @@ pub struct Options {
     pub symlinked: bool,
     /// Read namespaces from this cluster instead of the namespaces file.
     pub cluster: Option<kube::Client>,
+    /// The cluster namespace view's staleness bound (default 60 s).
+    pub namespace_stale_after: Option<Duration>,
 }
 
 impl Default for Options {
@@ -154,6 +156,7 @@ impl Default for Options {
             read_timeout: Duration::from_secs(3),
             symlinked: false,
             cluster: None,
+            namespace_stale_after: None,
         }
     }
 }
@@ -217,6 +220,9 @@ impl Harness {
             None => NamespaceSource::File(namespaces_path.clone()),
         };
         config.read_timeout = opts.read_timeout;
+        if let Some(bound) = opts.namespace_stale_after {
+            config.namespace_stale_after = bound;
+        }
         config.shutdown_timeout = Duration::from_secs(5);
         let server = Server::start(config).await.unwrap();
         let client = reqwest::Client::builder()
