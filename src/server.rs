@@ -699,7 +699,6 @@ async fn admit(app: &App, endpoint: Endpoint, req: Request) -> Response {
         );
         tracing::warn!(endpoint = ep, reason, error = %error, "admission request refused");
     };
-    let _in_flight = app.metrics.admission_started();
     let queue_deadline = tokio::time::Instant::now() + QUEUE_WAIT;
     let Some(mut admitted) = app.limits.admit(queue_deadline).await else {
         let e = BodyError::Overloaded(app.limits.describe());
@@ -709,6 +708,8 @@ async fn admit(app: &App, endpoint: Endpoint, req: Request) -> Response {
         drain(body, tokio::time::Instant::now() + app.read_timeout).await;
         return e.into_response();
     };
+    // Counted from the moment it has a slot (so never above --max-in-flight).
+    let _in_flight = app.metrics.admission_started();
     let body = match read_body(
         req,
         MAX_BODY,
