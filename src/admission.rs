@@ -57,11 +57,18 @@ pub enum ReviewError {
     NoRequest,
 }
 
+/// `apiVersion` and `kind` alone (everything else skipped), so that a review of
+/// another version is refused as such even when its `request` has another shape.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Header {
+    api_version: String,
+    kind: String,
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Envelope {
-    api_version: String,
-    kind: String,
     request: Option<Request>,
 }
 
@@ -137,25 +144,26 @@ pub fn parse_review(body: &[u8]) -> Result<Review, ReviewError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ReviewError::Empty);
     }
-    let envelope: Envelope =
-        serde_json::from_slice(body).map_err(|e| ReviewError::Json(e.to_string()))?;
-    if envelope.api_version != "admission.k8s.io/v1"
-        && envelope.api_version != "admission.k8s.io/v1beta1"
+    let json = |e: serde_json::Error| ReviewError::Json(e.to_string());
+    let header: Header = serde_json::from_slice(body).map_err(json)?;
+    if header.api_version != "admission.k8s.io/v1"
+        && header.api_version != "admission.k8s.io/v1beta1"
     {
         return Err(ReviewError::Version {
             field: "apiVersion",
-            value: envelope.api_version,
+            value: header.api_version,
         });
     }
-    if envelope.kind != "AdmissionReview" {
+    if header.kind != "AdmissionReview" {
         return Err(ReviewError::Version {
             field: "kind",
-            value: envelope.kind,
+            value: header.kind,
         });
     }
+    let envelope: Envelope = serde_json::from_slice(body).map_err(json)?;
     let request = envelope.request.ok_or(ReviewError::NoRequest)?;
     Ok(Review {
-        api_version: envelope.api_version,
+        api_version: header.api_version,
         request,
     })
 }

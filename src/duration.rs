@@ -152,7 +152,11 @@ fn parse_nanos(text: &str) -> Result<u128, DurationError> {
                 if frac_scale == 0 {
                     break;
                 }
-                value += digit * frac_scale;
+                // `int * scale` may sit just below u128::MAX (a 26- to 39-digit
+                // integer part): a plain `+=` would wrap to a tiny duration.
+                value = value
+                    .checked_add(digit * frac_scale)
+                    .ok_or(DurationError::Overflow)?;
             }
         }
         total = total.checked_add(value).ok_or(DurationError::Overflow)?;

@@ -79,6 +79,9 @@ pub fn inject(
     settings: &TlsSettings,
     allow_mixed_mode: bool,
 ) -> Result<Injection, InjectError> {
+    // Every patch below (at least the fingerprint annotation) addresses a member
+    // of the document, which only a JSON object has.
+    as_object(obj, "/")?;
     let fingerprint = settings.fingerprint();
     let previous = crate::target::annotation(obj, INJECTED_ANNOTATION);
     let mut plan = Plan {

@@ -56,7 +56,7 @@ pub enum OfflineError {
 pub enum Format {
     /// YAML documents separated by `---`.
     Yaml,
-    /// JSON (one object, or an array for several).
+    /// JSON (one object; an array for several, or when the input is a JSON array).
     Json,
 }
 
@@ -257,7 +257,13 @@ pub fn inject_text(
     if !denied.is_empty() {
         return Err(OfflineError::Denied(denied));
     }
-    serialize(&out, format.unwrap_or(detected))
+    // A JSON list in gives a list out, even of one document: `[[...]]` printed as
+    // `[...]` would read back as a list of other documents.
+    let was_list = detected == Format::Json && text.trim_start().starts_with('[');
+    match format.unwrap_or(detected) {
+        Format::Json if was_list => serialize(&[Value::Array(out)], Format::Json),
+        format => serialize(&out, format),
+    }
 }
 
 /// Serialize documents.
