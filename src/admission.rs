@@ -7,11 +7,11 @@
 
 use base64::Engine;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::inject::inject;
 use crate::policy::{ClusterPolicy, INJECT_ANNOTATION, INJECTION_LABEL, Mode, NamespaceMeta};
-use crate::target::{Kind, annotation, templates};
+use crate::target::{Kind, annotation, pointer, templates};
 use crate::validate::{FIX_HINT, check};
 
 /// Which webhook is asking.
@@ -249,33 +249,52 @@ impl Review {
     }
 
     /// Serialize the AdmissionReview answering this request.
+    ///
+    /// Written directly rather than through a `json!` tree: the patch is
+    /// base64-encoded straight into the answer (base64 needs no JSON escaping).
     pub fn respond(&self, d: &Decision) -> Vec<u8> {
-        let mut response = json!({
-            "uid": self.request.uid,
-            "allowed": d.allowed,
+        let patch = (d.allowed && !d.patch.is_empty()).then(|| {
+            let mut json = Vec::with_capacity(4096);
+            let _ = serde_json::to_writer(&mut json, &d.patch);
+            json
+        });
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let patch_len = patch.as_ref().map_or(0, |p| p.len().div_ceil(3) * 4);
+        let mut out = Vec::with_capacity(160 + patch_len + d.message.len());
+        out.extend_from_slice(b"{\"apiVersion\":");
+        json_string(&mut out, &self.api_version);
+        out.extend_from_slice(b",\"kind\":\"AdmissionReview\",\"response\":{\"uid\":");
+        json_string(&mut out, &self.request.uid);
+        out.extend_from_slice(if d.allowed {
+            b",\"allowed\":true"
+        } else {
+            b",\"allowed\":false,\"status\":{\"code\":403,\"reason\":\"Forbidden\",\"message\":"
         });
         if !d.allowed {
-            response["status"] = json!({
-                "code": 403,
-                "reason": "Forbidden",
-                "message": d.message,
-            });
+            json_string(&mut out, &d.message);
+            out.push(b'}');
         }
-        if d.allowed && !d.patch.is_empty() {
-            let patch = serde_json::to_vec(&d.patch).unwrap_or_default();
-            response["patchType"] = json!("JSONPatch");
-            response["patch"] = json!(base64::engine::general_purpose::STANDARD.encode(patch));
+        if let Some(patch) = patch {
+            out.extend_from_slice(b",\"patchType\":\"JSONPatch\",\"patch\":\"");
+            let start = out.len();
+            out.resize(start + patch_len, 0);
+            let written = b64.encode_slice(&patch, &mut out[start..]).unwrap_or(0);
+            out.truncate(start + written);
+            out.push(b'"');
         }
         if !d.warnings.is_empty() {
-            response["warnings"] = json!(d.warnings);
+            out.extend_from_slice(b",\"warnings\":");
+            let _ = serde_json::to_writer(&mut out, &d.warnings);
         }
-        let review = json!({
-            "apiVersion": self.api_version,
-            "kind": "AdmissionReview",
-            "response": response,
-        });
-        serde_json::to_vec(&review).unwrap_or_default()
+        out.extend_from_slice(b"}}");
+        out
     }
+}
+
+/// Append `s` as a JSON string.
+fn json_string(out: &mut Vec<u8>, s: &str) {
+    // Writing a &str into a Vec cannot fail.
+    let _ = serde_json::to_writer(out, s);
 }
 
 /// Decide on a review. `ns` is the namespace's metadata when [`Review::namespace`]
@@ -302,7 +321,7 @@ pub fn decide(
             format!("{} request carries no object", r.operation),
         );
     };
-    if object.pointer("/metadata/deletionTimestamp").is_some() {
+    if pointer(object, "/metadata/deletionTimestamp").is_some() {
         // Finalizers being removed from an object on its way out: never block that.
         return Decision::allow("deleting");
     }

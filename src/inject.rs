@@ -14,10 +14,10 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::layout::{CONTAINER, ENV_MIXED_MODE, Role, wanted};
+use crate::layout::{CONTAINER, ENV_MIXED_MODE, Role, Wanted, wanted};
 use crate::policy::INJECTED_ANNOTATION;
 use crate::settings::TlsSettings;
-use crate::target::{Kind, Template, override_templates, templates};
+use crate::target::{Kind, Template, field, override_templates, pointer, templates};
 
 /// Why an object cannot be injected.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -89,8 +89,9 @@ pub fn inject(
         allow_mixed_mode,
         ..Plan::default()
     };
-    for template in templates(kind, obj) {
-        plan.template(obj, &template, settings)?;
+    let templates = templates(kind, obj);
+    for (template, want) in templates.iter().zip(wanted_for(&templates, settings)) {
+        plan.template(obj, template, want)?;
     }
     plan.conflicts
         .extend(override_conflicts(obj, kind, settings, allow_mixed_mode));
@@ -116,12 +117,16 @@ pub fn override_conflicts(
     settings: &TlsSettings,
     allow_mixed_mode: bool,
 ) -> Vec<Conflict> {
+    let pointers = override_templates(kind, obj);
+    if pointers.is_empty() {
+        return Vec::new();
+    }
     let want = wanted(settings, Role::Application);
     let mut plan = Plan {
         allow_mixed_mode,
         ..Plan::default()
     };
-    for pointer in override_templates(kind, obj) {
+    for pointer in pointers {
         let Some(spec) = obj.pointer(&pointer).and_then(Value::as_object) else {
             continue;
         };
@@ -158,6 +163,23 @@ pub fn override_conflicts(
     plan.conflicts
 }
 
+/// What each template wants. Built once per distinct [`Wanted`] and copied for
+/// the other templates (a VespaSet's two templates want the same unless ingress
+/// TLS is on): building is the costly part, a copy hashes nothing.
+fn wanted_for(templates: &[Template], settings: &TlsSettings) -> Vec<Wanted> {
+    let same = |a: Role, b: Role| a == b || settings.ingress.is_none();
+    let mut out: Vec<Wanted> = Vec::with_capacity(templates.len());
+    for (i, t) in templates.iter().enumerate() {
+        let built = templates[..i].iter().position(|p| same(p.role, t.role));
+        let want = match built {
+            Some(j) => out[j].clone(),
+            None => wanted(settings, t.role),
+        };
+        out.push(want);
+    }
+    out
+}
+
 #[derive(Default)]
 struct Plan {
     ops: Vec<Value>,
@@ -168,7 +190,17 @@ struct Plan {
 }
 
 fn add(path: String, value: Value) -> Value {
-    json!({"op": "add", "path": path, "value": value})
+    operation("add", path, value)
+}
+
+/// `{"op": op, "path": path, "value": value}`, built without copying `value`
+/// (`json!` would serialise it into a new tree).
+fn operation(op: &str, path: String, value: Value) -> Value {
+    let mut m = Map::with_capacity(3);
+    m.insert("op".into(), op.into());
+    m.insert("path".into(), path.into());
+    m.insert("value".into(), value);
+    Value::Object(m)
 }
 
 /// Escape a JSON pointer token (RFC 6901).
@@ -177,7 +209,7 @@ pub fn escape(token: &str) -> String {
 }
 
 fn name_of(v: &Value) -> Option<&str> {
-    v.get("name").and_then(Value::as_str)
+    field(v, "name").and_then(Value::as_str)
 }
 
 impl Plan {
@@ -185,19 +217,29 @@ impl Plan {
         &mut self,
         obj: &Value,
         template: &Template,
-        settings: &TlsSettings,
+        want: Wanted,
     ) -> Result<(), InjectError> {
-        let want = wanted(settings, template.role);
-        let container = || {
-            let mut c = Map::new();
-            c.insert("name".into(), json!(CONTAINER));
-            c.insert("env".into(), Value::Array(want.env.clone()));
-            c.insert("volumeMounts".into(), Value::Array(want.mounts.clone()));
+        // The wanted entries are moved into the patch, never copied.
+        let Wanted {
+            env,
+            mounts,
+            volumes,
+        } = want;
+        let container = |env: Vec<Value>, mounts: Vec<Value>| {
+            let mut c = Map::with_capacity(3);
+            c.insert("name".into(), CONTAINER.into());
+            c.insert("env".into(), Value::Array(env));
+            c.insert("volumeMounts".into(), Value::Array(mounts));
             Value::Object(c)
         };
-        let Some(spec) = obj.pointer(template.pointer) else {
-            let spec = json!({"containers": [container()], "volumes": want.volumes.clone()});
-            self.add_nested(obj, template.pointer, spec)?;
+        let Some(spec) = pointer(obj, template.pointer) else {
+            let mut spec = Map::with_capacity(2);
+            spec.insert(
+                "containers".into(),
+                Value::Array(vec![container(env, mounts)]),
+            );
+            spec.insert("volumes".into(), Value::Array(volumes));
+            self.add_nested(obj, template.pointer, Value::Object(spec))?;
             return Ok(());
         };
         let spec = as_object(spec, template.pointer)?;
@@ -205,7 +247,10 @@ impl Plan {
         // The vespa container.
         let containers_path = format!("{}/containers", template.pointer);
         match spec.get("containers") {
-            None | Some(Value::Null) => self.ops.push(add(containers_path, json!([container()]))),
+            None | Some(Value::Null) => self.ops.push(add(
+                containers_path,
+                Value::Array(vec![container(env, mounts)]),
+            )),
             Some(containers) => {
                 let containers = as_array(containers, &containers_path)?;
                 let mut vespa = containers
@@ -215,20 +260,13 @@ impl Plan {
                 match (vespa.next(), vespa.next()) {
                     (None, _) => self
                         .ops
-                        .push(add(format!("{containers_path}/-"), container())),
+                        .push(add(format!("{containers_path}/-"), container(env, mounts))),
                     (Some((i, c)), None) => {
                         let path = format!("{containers_path}/{i}");
                         let c = as_object(c, &path)?;
                         self.mixed_mode_guard(c, &path);
-                        self.entries(c, &path, "env", &want.env, Key::Name, "env var")?;
-                        self.entries(
-                            c,
-                            &path,
-                            "volumeMounts",
-                            &want.mounts,
-                            Key::MountPath,
-                            "mount",
-                        )?;
+                        self.entries(c, &path, "env", env, Key::Name, "env var")?;
+                        self.entries(c, &path, "volumeMounts", mounts, Key::MountPath, "mount")?;
                     }
                     (Some(_), Some((j, _))) => {
                         return Err(InjectError::Malformed {
@@ -255,7 +293,7 @@ impl Plan {
             spec,
             template.pointer,
             "volumes",
-            &want.volumes,
+            volumes,
             Key::Name,
             "volume",
         )
@@ -318,35 +356,34 @@ impl Plan {
         parent: &Map<String, Value>,
         parent_path: &str,
         field: &str,
-        want: &[Value],
+        want: Vec<Value>,
         key: Key,
         what: &str,
     ) -> Result<(), InjectError> {
         let path = format!("{parent_path}/{field}");
         let existing = match parent.get(field) {
             None | Some(Value::Null) => {
-                self.ops.push(add(path, Value::Array(want.to_vec())));
+                self.ops.push(add(path, Value::Array(want)));
                 return Ok(());
             }
             Some(v) => as_array(v, &path)?,
         };
         for w in want {
-            let k = key.of(w);
+            let k = key.of(&w);
             let mut found = false;
             for (i, e) in existing.iter().enumerate() {
                 if key.of(e) != k {
                     continue;
                 }
                 found = true;
-                if !equivalent(e, w) {
+                if !equivalent(e, &w) {
                     let at = format!("{path}/{i}");
                     let what = format!("{what} {}", key.describe(k));
                     if self.replace_ours {
                         self.warnings.push(format!(
                             "{what} at {at} was replaced to match the namespace's current TLS settings"
                         ));
-                        self.ops
-                            .push(json!({"op": "replace", "path": at, "value": w}));
+                        self.ops.push(operation("replace", at, w.clone()));
                     } else {
                         self.conflicts.push(Conflict {
                             path: at,
@@ -358,7 +395,7 @@ impl Plan {
                 }
             }
             if !found {
-                self.ops.push(add(format!("{path}/-"), w.clone()));
+                self.ops.push(add(format!("{path}/-"), w));
             }
         }
         Ok(())
@@ -399,7 +436,8 @@ impl Plan {
     fn annotate(&mut self, obj: &Value, fingerprint: &str) {
         let has_metadata = obj.get("metadata").is_some_and(Value::is_object);
         let has_annotations = obj
-            .pointer("/metadata/annotations")
+            .get("metadata")
+            .and_then(|m| m.get("annotations"))
             .is_some_and(Value::is_object);
         let op = if has_annotations {
             add(
@@ -432,7 +470,7 @@ impl Key {
     fn of(self, v: &Value) -> Option<&str> {
         match self {
             Key::Name => name_of(v),
-            Key::MountPath => v.get("mountPath").and_then(Value::as_str),
+            Key::MountPath => field(v, "mountPath").and_then(Value::as_str),
         }
     }
 

@@ -2,7 +2,7 @@
 //! seed's Step 4 (mTLS) and Step 5 (ingress), built from [`TlsSettings`].
 //! The injector adds these; the validator checks for them.
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value};
 
 use crate::settings::{CSI_DRIVER, CertSpec, TlsSettings};
 
@@ -74,42 +74,61 @@ pub struct Wanted {
 
 impl Part {
     fn env_entry(&self) -> Value {
-        json!({"name": self.env, "value": self.config_path})
+        object([
+            ("name", self.env.into()),
+            ("value", self.config_path.into()),
+        ])
     }
 
     fn mounts(&self) -> [Value; 2] {
         [
-            json!({"name": self.certs_volume, "mountPath": self.certs_path, "readOnly": true}),
-            json!({
-                "name": self.config_volume,
-                "mountPath": self.config_path,
-                "readOnly": true,
-                "subPath": CONFIG_KEY,
-            }),
+            object([
+                ("name", self.certs_volume.into()),
+                ("mountPath", self.certs_path.into()),
+                ("readOnly", true.into()),
+            ]),
+            object([
+                ("name", self.config_volume.into()),
+                ("mountPath", self.config_path.into()),
+                ("readOnly", true.into()),
+                ("subPath", CONFIG_KEY.into()),
+            ]),
         ]
     }
 
     fn volumes(&self, cert: &CertSpec, config_map: &str) -> [Value; 2] {
+        let csi = object([
+            ("driver", CSI_DRIVER.into()),
+            ("readOnly", true.into()),
+            ("volumeAttributes", Value::Object(cert.volume_attributes())),
+        ]);
         [
-            json!({
-                "name": self.certs_volume,
-                "csi": {
-                    "driver": CSI_DRIVER,
-                    "readOnly": true,
-                    "volumeAttributes": cert.volume_attributes(),
-                }
-            }),
-            json!({"name": self.config_volume, "configMap": {"name": config_map}}),
+            object([("name", self.certs_volume.into()), ("csi", csi)]),
+            object([
+                ("name", self.config_volume.into()),
+                ("configMap", object([("name", config_map.into())])),
+            ]),
         ]
     }
+}
+
+/// A JSON object of these entries, in order. Built directly: these run on every
+/// admission request, and `json!` neither sizes the map nor moves a `Value` in
+/// (it copies it through serde).
+fn object<const N: usize>(entries: [(&str, Value); N]) -> Value {
+    let mut m = Map::with_capacity(N);
+    for (k, v) in entries {
+        m.insert(k.to_owned(), v);
+    }
+    Value::Object(m)
 }
 
 /// What a template of the given role must contain under these settings.
 pub fn wanted(settings: &TlsSettings, role: Role) -> Wanted {
     let mut w = Wanted {
         env: vec![MTLS.env_entry()],
-        mounts: MTLS.mounts().to_vec(),
-        volumes: MTLS.volumes(&settings.mtls, &settings.config_map).to_vec(),
+        mounts: MTLS.mounts().into(),
+        volumes: MTLS.volumes(&settings.mtls, &settings.config_map).into(),
     };
     if let (Role::Application, Some(ingress)) = (role, &settings.ingress) {
         w.env.push(INGRESS.env_entry());
@@ -118,7 +137,10 @@ pub fn wanted(settings: &TlsSettings, role: Role) -> Wanted {
             .extend(INGRESS.volumes(&ingress.cert, &ingress.config_map));
     }
     if let Some(mode) = &settings.mixed_mode {
-        w.env.push(json!({"name": ENV_MIXED_MODE, "value": mode}));
+        w.env.push(object([
+            ("name", ENV_MIXED_MODE.into()),
+            ("value", mode.as_str().into()),
+        ]));
     }
     w
 }

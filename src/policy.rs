@@ -8,14 +8,15 @@
 //! algorithm without giving a size gets that algorithm's default size (RSA 2048,
 //! ECDSA 256, none for Ed25519), never a size meant for another algorithm.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
 use crate::duration::GoDuration;
 use crate::settings::{
-    BUILTIN_DEFAULTS, KeyAlgorithm, PREFIX, RawSettings, SETTING_KEYS, SettingError, Sourced,
-    TlsSettings, is_dns_subdomain, parse_settings,
+    BUILTIN_DEFAULTS, KeyAlgorithm, Origin, PREFIX, RawSettings, SETTING_KEYS, SettingError,
+    Sourced, TlsSettings, is_dns_subdomain, parse_settings,
 };
 
 /// The namespace label that switches injection on.
@@ -366,13 +367,13 @@ impl ClusterPolicy {
     /// The effective TLS settings of a namespace, or every reason they are refused.
     pub fn settings_for(&self, ns: &NamespaceMeta) -> Result<TlsSettings, Vec<SettingError>> {
         let mut errors = Vec::new();
-        let mut raw: RawSettings = BTreeMap::new();
+        let mut raw: RawSettings<'_> = BTreeMap::new();
         for (k, v) in BUILTIN_DEFAULTS {
             raw.insert(
-                k.to_string(),
+                k,
                 Sourced {
-                    value: v.replace("{namespace}", &ns.name),
-                    origin: format!("built-in default {k}"),
+                    value: with_namespace(v, &ns.name),
+                    origin: Origin::Builtin(k),
                 },
             );
         }
@@ -381,10 +382,10 @@ impl ClusterPolicy {
                 raw.remove("key-size");
             }
             raw.insert(
-                k.clone(),
+                k,
                 Sourced {
-                    value: v.replace("{namespace}", &ns.name),
-                    origin: format!("cluster policy defaults.{k}"),
+                    value: with_namespace(v, &ns.name),
+                    origin: Origin::PolicyDefault(k),
                 },
             );
         }
@@ -417,10 +418,10 @@ impl ClusterPolicy {
                 raw.remove("key-size");
             }
             raw.insert(
-                setting.to_string(),
+                setting,
                 Sourced {
-                    value: value.clone(),
-                    origin: format!("namespace annotation {key}"),
+                    value: value.into(),
+                    origin: Origin::Annotation(key),
                 },
             );
         }
@@ -435,7 +436,7 @@ impl ClusterPolicy {
         };
         let origin = |key: &str| {
             raw.get(key)
-                .map_or_else(|| format!("setting {key}"), |s| s.origin.clone())
+                .map_or_else(|| format!("setting {key}"), |s| s.origin.to_string())
         };
         let c = &self.constraints;
         let mut issuers = vec![("issuer-name", &settings.mtls.issuer)];
@@ -472,6 +473,16 @@ impl ClusterPolicy {
             || groups
                 .iter()
                 .any(|g| self.label_admins.groups.iter().any(|a| a == g))
+    }
+}
+
+/// `{namespace}` in a default replaced by the namespace's name. (Most defaults
+/// have none: `replace` would still build a searcher and scan.)
+fn with_namespace<'a>(value: &'a str, namespace: &str) -> Cow<'a, str> {
+    if value.contains('{') {
+        value.replace("{namespace}", namespace).into()
+    } else {
+        value.into()
     }
 }
 

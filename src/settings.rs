@@ -5,8 +5,9 @@
 //! starts, so that a bad value is refused at admission instead of leaving pods
 //! stuck in `ContainerCreating`.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::fmt;
+use std::fmt::{self, Write as _};
 
 use serde_json::{Map, Value};
 
@@ -183,24 +184,34 @@ pub struct CertSpec {
 impl CertSpec {
     /// The csi-driver `volumeAttributes`, as in the seed's Step 4.
     pub fn volume_attributes(&self) -> Map<String, Value> {
-        let mut m = Map::new();
-        let mut put = |k: &str, v: String| {
-            m.insert(format!("{CSI_PREFIX}{k}"), Value::String(v));
-        };
-        put("issuer-name", self.issuer.name.clone());
-        put("issuer-kind", self.issuer.kind.clone());
-        put("issuer-group", self.issuer.group.clone());
-        put("dns-names", self.dns_names.clone());
-        put("common-name", self.common_name.clone());
-        put("duration", self.duration.to_string());
-        put("renew-before", self.renew_before.to_string());
-        put("fs-group", self.fs_group.to_string());
-        put("key-algorithm", self.key_algorithm.as_str().to_string());
-        if let Some(size) = self.key_size {
-            put("key-size", size.to_string());
+        let mut m = Map::with_capacity(11);
+        for (k, v) in self.attributes() {
+            m.insert([CSI_PREFIX, k].concat(), Value::String(v.into_owned()));
         }
-        put("key-encoding", self.key_encoding.as_str().to_string());
         m
+    }
+
+    /// The attributes (without [`CSI_PREFIX`]) and their values, in order.
+    fn attributes(&self) -> impl Iterator<Item = (&'static str, Cow<'_, str>)> {
+        fn text(s: &str) -> Cow<'_, str> {
+            Cow::Borrowed(s)
+        }
+        [
+            Some(("issuer-name", text(&self.issuer.name))),
+            Some(("issuer-kind", text(&self.issuer.kind))),
+            Some(("issuer-group", text(&self.issuer.group))),
+            Some(("dns-names", text(&self.dns_names))),
+            Some(("common-name", text(&self.common_name))),
+            Some(("duration", Cow::Owned(self.duration.to_string()))),
+            Some(("renew-before", Cow::Owned(self.renew_before.to_string()))),
+            Some(("fs-group", Cow::Owned(self.fs_group.to_string()))),
+            Some(("key-algorithm", text(self.key_algorithm.as_str()))),
+            self.key_size
+                .map(|size| ("key-size", Cow::Owned(size.to_string()))),
+            Some(("key-encoding", text(self.key_encoding.as_str()))),
+        ]
+        .into_iter()
+        .flatten()
     }
 
     /// Parse and validate csi-driver `volumeAttributes` found on an object.
@@ -221,11 +232,13 @@ impl CertSpec {
                 });
             }
         }
-        let source = |key: &str| -> Option<Sourced> {
-            let full = format!("{CSI_PREFIX}{key}");
-            attributes.get(&full).map(|v| Sourced {
-                value: v.as_str().map_or_else(|| v.to_string(), str::to_string),
-                origin: format!("{at}.{full}"),
+        let source = |key: &str| -> Option<Sourced<'_>> {
+            let full = [CSI_PREFIX, key].concat();
+            attributes.get_key_value(&full).map(|(full, v)| Sourced {
+                value: v
+                    .as_str()
+                    .map_or_else(|| v.to_string().into(), Cow::Borrowed),
+                origin: Origin::Attribute { at, key: full },
             })
         };
         let spec = parse_cert_spec(&source, "issuer", &mut errors, true);
@@ -284,46 +297,88 @@ impl TlsSettings {
     /// into the `tls.vespa.ai/injected` annotation.
     pub fn fingerprint(&self) -> String {
         use sha2::{Digest, Sha256};
+        // Every string is fed followed by a NUL; an attribute's key is fed with
+        // its CSI_PREFIX (the hash of v1 fingerprints: do not change).
         let mut h = Sha256::new();
-        let mut feed = |s: &str| {
-            h.update(s.as_bytes());
+        let mut feed = |parts: &[&str]| {
+            for p in parts {
+                h.update(p.as_bytes());
+            }
             h.update([0u8]);
         };
-        let cert = |spec: &CertSpec, feed: &mut dyn FnMut(&str)| {
-            for (k, v) in spec.volume_attributes() {
-                feed(&k);
-                feed(v.as_str().unwrap_or_default());
+        let cert = |spec: &CertSpec, feed: &mut dyn FnMut(&[&str])| {
+            for (k, v) in spec.attributes() {
+                feed(&[CSI_PREFIX, k]);
+                feed(&[&v]);
             }
         };
         cert(&self.mtls, &mut feed);
-        feed(&self.config_map);
+        feed(&[&self.config_map]);
         if let Some(ing) = &self.ingress {
-            feed("ingress");
+            feed(&["ingress"]);
             cert(&ing.cert, &mut feed);
-            feed(&ing.config_map);
+            feed(&[&ing.config_map]);
         }
         if let Some(m) = &self.mixed_mode {
-            feed("mixed");
-            feed(m);
+            feed(&["mixed"]);
+            feed(&[m]);
         }
         let digest = h.finalize();
-        let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
-        format!("v1-{hex}")
+        let mut out = String::with_capacity(19);
+        out.push_str("v1-");
+        for b in digest.iter().take(8) {
+            let _ = write!(out, "{b:02x}");
+        }
+        out
     }
 }
 
-/// A raw setting and where it came from (for error messages).
+/// A raw setting and where it came from (for error messages). Borrowed from the
+/// policy, the namespace or the object: these are built on every admission
+/// request, and only an invalid value needs its origin spelled out.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Sourced {
+pub struct Sourced<'a> {
     /// The raw value.
-    pub value: String,
-    /// Human description of the source.
-    pub origin: String,
+    pub value: Cow<'a, str>,
+    /// Where it came from.
+    pub origin: Origin<'a>,
+}
+
+/// Where a raw setting came from; its `Display` is the human description.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin<'a> {
+    /// `built-in default <setting>`.
+    Builtin(&'a str),
+    /// `cluster policy defaults.<setting>`.
+    PolicyDefault(&'a str),
+    /// `namespace annotation <annotation>` (the full annotation key).
+    Annotation(&'a str),
+    /// `<at>.<attribute>` (the full csi-driver attribute key).
+    Attribute {
+        /// Where the attributes are (`volumeAttributes`, a JSON path, ...).
+        at: &'a str,
+        /// The attribute.
+        key: &'a str,
+    },
+    /// The csi-driver's own default for a missing attribute (described as "").
+    DriverDefault,
+}
+
+impl fmt::Display for Origin<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Builtin(k) => write!(f, "built-in default {k}"),
+            Origin::PolicyDefault(k) => write!(f, "cluster policy defaults.{k}"),
+            Origin::Annotation(key) => write!(f, "namespace annotation {key}"),
+            Origin::Attribute { at, key } => write!(f, "{at}.{key}"),
+            Origin::DriverDefault => Ok(()),
+        }
+    }
 }
 
 /// The raw settings of a namespace before parsing, keyed by annotation suffix
 /// (`duration`, `issuer-name`, ...).
-pub type RawSettings = BTreeMap<String, Sourced>;
+pub type RawSettings<'a> = BTreeMap<&'a str, Sourced<'a>>;
 
 /// Every namespace annotation (after the prefix) that names a setting.
 pub const SETTING_KEYS: [&str; 18] = [
@@ -366,7 +421,7 @@ pub const BUILTIN_DEFAULTS: [(&str, &str); 14] = [
 ];
 
 /// Parse raw settings into [`TlsSettings`], collecting every error.
-pub fn parse_settings(raw: &RawSettings) -> Result<TlsSettings, Vec<SettingError>> {
+pub fn parse_settings(raw: &RawSettings<'_>) -> Result<TlsSettings, Vec<SettingError>> {
     let mut errors = Vec::new();
     let get = |key: &str| raw.get(key).cloned();
     let mtls = parse_cert_spec(&get, "issuer", &mut errors, false);
@@ -394,12 +449,12 @@ pub fn parse_settings(raw: &RawSettings) -> Result<TlsSettings, Vec<SettingError
         }
     };
     let mixed_mode = get("mixed-mode").and_then(|s| {
-        if MIXED_MODE_VALUES.contains(&s.value.as_str()) {
-            Some(s.value)
+        if MIXED_MODE_VALUES.contains(&&*s.value) {
+            Some(s.value.into_owned())
         } else {
             errors.push(SettingError::Invalid {
-                origin: s.origin,
-                value: s.value,
+                origin: s.origin.to_string(),
+                value: s.value.into_owned(),
                 accepted: format!("accepted: {}", MIXED_MODE_VALUES.join(", ")),
             });
             None
@@ -407,13 +462,13 @@ pub fn parse_settings(raw: &RawSettings) -> Result<TlsSettings, Vec<SettingError
     });
     let bootstrap_ca = match get("bootstrap-ca") {
         None => false,
-        Some(s) => match s.value.as_str() {
+        Some(s) => match &*s.value {
             "true" => true,
             "false" => false,
             _ => {
                 errors.push(SettingError::Invalid {
-                    origin: s.origin,
-                    value: s.value,
+                    origin: s.origin.to_string(),
+                    value: s.value.into_owned(),
                     accepted: "accepted: \"true\" or \"false\"".into(),
                 });
                 false
@@ -440,8 +495,8 @@ fn error_origin(e: &SettingError) -> &str {
     }
 }
 
-fn required_name(
-    get: &dyn Fn(&str) -> Option<Sourced>,
+fn required_name<'a>(
+    get: &dyn Fn(&str) -> Option<Sourced<'a>>,
     key: &str,
     errors: &mut Vec<SettingError>,
 ) -> Option<String> {
@@ -454,11 +509,11 @@ fn required_name(
             });
             None
         }
-        Some(s) if is_dns_subdomain(&s.value) => Some(s.value),
+        Some(s) if is_dns_subdomain(&s.value) => Some(s.value.into_owned()),
         Some(s) => {
             errors.push(SettingError::Invalid {
-                origin: s.origin,
-                value: s.value,
+                origin: s.origin.to_string(),
+                value: s.value.into_owned(),
                 accepted: "accepted: a Kubernetes object name (lowercase letters, digits, '-' and '.', at most 253 characters)".into(),
             });
             None
@@ -483,14 +538,14 @@ pub fn is_dns_subdomain(s: &str) -> bool {
 /// Parse the certificate fields; `issuer_key` is the key prefix of the issuer
 /// settings (`issuer` → `issuer-name`, ...). With `from_volume`, a missing key-size
 /// for a sized algorithm is the driver's default rather than an error.
-fn parse_cert_spec(
-    get: &dyn Fn(&str) -> Option<Sourced>,
+fn parse_cert_spec<'a>(
+    get: &dyn Fn(&str) -> Option<Sourced<'a>>,
     issuer_key: &str,
     errors: &mut Vec<SettingError>,
     from_volume: bool,
 ) -> Option<CertSpec> {
     let before = errors.len();
-    let mut text = |key: &str, accepted: &str| -> Option<Sourced> {
+    let mut text = |key: &str, accepted: &str| -> Option<Sourced<'a>> {
         let v = get(key);
         if v.is_none() {
             errors.push(SettingError::Missing {
@@ -509,7 +564,7 @@ fn parse_cert_spec(
         // The driver defaults the kind to Issuer and the group to cert-manager.io.
         Some(get(&format!("{issuer_key}-kind")).unwrap_or(Sourced {
             value: "Issuer".into(),
-            origin: String::new(),
+            origin: Origin::DriverDefault,
         }))
     } else {
         text(
@@ -520,7 +575,7 @@ fn parse_cert_spec(
     let issuer_group = if from_volume {
         Some(get(&format!("{issuer_key}-group")).unwrap_or(Sourced {
             value: "cert-manager.io".into(),
-            origin: String::new(),
+            origin: Origin::DriverDefault,
         }))
     } else {
         text(&format!("{issuer_key}-group"), "accepted: an API group")
@@ -536,8 +591,8 @@ fn parse_cert_spec(
 
     let invalid = |errors: &mut Vec<SettingError>, s: &Sourced, accepted: String| {
         errors.push(SettingError::Invalid {
-            origin: s.origin.clone(),
-            value: s.value.clone(),
+            origin: s.origin.to_string(),
+            value: s.value.to_string(),
             accepted,
         });
     };
@@ -562,9 +617,9 @@ fn parse_cert_spec(
                 );
             }
             Some(IssuerRef {
-                name: n.value,
-                kind: k.value,
-                group: g.value,
+                name: n.value.into_owned(),
+                kind: k.value.into_owned(),
+                group: g.value.into_owned(),
             })
         }
         _ => None,
@@ -682,7 +737,7 @@ fn parse_cert_spec(
             });
             None
         }
-        Some(s) => match s.value.as_str() {
+        Some(s) => match &*s.value {
             "PKCS8" => Some(KeyEncoding::Pkcs8),
             "PKCS1" if algorithm == Some(KeyAlgorithm::Rsa) => Some(KeyEncoding::Pkcs1),
             "PKCS1" => {
@@ -726,8 +781,10 @@ fn parse_cert_spec(
     }
     Some(CertSpec {
         issuer: issuer?,
-        dns_names: dns_names.map(|s| s.value).unwrap_or_default(),
-        common_name: common_name.map(|s| s.value).unwrap_or_default(),
+        dns_names: dns_names.map(|s| s.value.into_owned()).unwrap_or_default(),
+        common_name: common_name
+            .map(|s| s.value.into_owned())
+            .unwrap_or_default(),
         duration: duration_v?,
         renew_before: renew_v?,
         key_algorithm: algorithm?,
@@ -786,6 +843,33 @@ mod tests {
         );
         assert!(check_csi_variables("${POD_NAME").is_err());
         assert!(check_csi_variables("$").is_err());
+    }
+
+    #[test]
+    fn fingerprints_are_stable() {
+        // Objects in clusters carry these: a change here re-injects every object.
+        use crate::policy::{ClusterPolicy, NamespaceMeta};
+        let fp = |annotations: &[(&str, &str)]| {
+            let mut ns = NamespaceMeta::named("vespa");
+            for (k, v) in annotations {
+                ns = ns.with_annotation(&format!("{PREFIX}{k}"), v);
+            }
+            ClusterPolicy::default()
+                .settings_for(&ns)
+                .unwrap()
+                .fingerprint()
+        };
+        assert_eq!(fp(&[]), "v1-9202ff567f19cf22");
+        assert_eq!(fp(&[("ingress-issuer-name", "ing")]), "v1-bd5cf9ac2bc591f6");
+        assert_eq!(fp(&[("key-algorithm", "Ed25519")]), "v1-d9bb2cd07d906f89");
+        assert_eq!(
+            fp(&[
+                ("key-algorithm", "RSA"),
+                ("key-size", "4096"),
+                ("ingress-issuer-name", "x")
+            ]),
+            "v1-f9dfea728be29d04"
+        );
     }
 
     #[test]

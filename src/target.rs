@@ -1,5 +1,7 @@
 //! Which objects get TLS, and where their pod templates are.
 
+use std::borrow::Cow;
+
 use serde_json::Value;
 
 use crate::layout::{CONTAINER, Role};
@@ -82,7 +84,7 @@ pub fn templates(kind: Kind, obj: &Value) -> Vec<Template> {
     match kind {
         Kind::VespaSet => VESPASET_SECTIONS
             .iter()
-            .filter(|(section, _, _)| obj.pointer(&format!("/spec/{section}")).is_some())
+            .filter(|(section, _, _)| obj.get("spec").and_then(|s| s.get(section)).is_some())
             .map(|&(_, pointer, role)| Template { pointer, role })
             .collect(),
         Kind::Pod if is_vespa_pod(obj) => {
@@ -113,16 +115,16 @@ pub fn override_templates(kind: Kind, obj: &Value) -> Vec<String> {
         return Vec::new();
     }
     let escape = crate::inject::escape;
-    match obj.pointer("/spec/profiles") {
+    match pointer(obj, "/spec/profiles") {
         Some(Value::Object(profiles)) => profiles
             .iter()
-            .filter(|(_, p)| p.pointer("/podTemplate/spec").is_some())
+            .filter(|(_, p)| pointer(p, "/podTemplate/spec").is_some())
             .map(|(name, _)| format!("/spec/profiles/{}/podTemplate/spec", escape(name)))
             .collect(),
         Some(Value::Array(profiles)) => profiles
             .iter()
             .enumerate()
-            .filter(|(_, p)| p.pointer("/podTemplate/spec").is_some())
+            .filter(|(_, p)| pointer(p, "/podTemplate/spec").is_some())
             .map(|(i, _)| format!("/spec/profiles/{i}/podTemplate/spec"))
             .collect(),
         _ => Vec::new(),
@@ -131,12 +133,57 @@ pub fn override_templates(kind: Kind, obj: &Value) -> Vec<String> {
 
 /// Whether a pod has a container named `vespa`.
 pub fn is_vespa_pod(obj: &Value) -> bool {
-    obj.pointer("/spec/containers")
+    pointer(obj, "/spec/containers")
         .and_then(Value::as_array)
         .is_some_and(|cs| {
             cs.iter()
-                .any(|c| c.get("name").and_then(Value::as_str) == Some(CONTAINER))
+                .any(|c| field(c, "name").and_then(Value::as_str) == Some(CONTAINER))
         })
+}
+
+/// [`Value::pointer`] without its cost: serde_json unescapes every token of the
+/// pointer into a new `String` (two `replace` calls), which on the admission path
+/// was a good part of the decision. Same result for every pointer.
+pub fn pointer<'a>(value: &'a Value, pointer: &str) -> Option<&'a Value> {
+    if pointer.is_empty() {
+        return Some(value);
+    }
+    pointer
+        .strip_prefix('/')?
+        .split('/')
+        .try_fold(value, |target, token| {
+            let token: Cow<'_, str> = if token.contains('~') {
+                token.replace("~1", "/").replace("~0", "~").into()
+            } else {
+                token.into()
+            };
+            match target {
+                Value::Object(map) => map.get(token.as_ref()),
+                Value::Array(list) => array_index(&token).and_then(|i| list.get(i)),
+                _ => None,
+            }
+        })
+}
+
+/// `value.get(key)`, by a linear scan when the object is small. List entries
+/// (containers, env vars, mounts, volumes) have a handful of fields, and the
+/// injector looks up a field of every one of them: comparing a few short keys is
+/// much cheaper than hashing one (SipHash in serde_json's `preserve_order` map).
+pub fn field<'a>(value: &'a Value, key: &str) -> Option<&'a Value> {
+    let map = value.as_object()?;
+    if map.len() <= 8 {
+        map.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+    } else {
+        map.get(key)
+    }
+}
+
+/// An array index as RFC 6901 writes it (no sign, no leading zero).
+fn array_index(token: &str) -> Option<usize> {
+    if token.starts_with('+') || (token.starts_with('0') && token.len() > 1) {
+        return None;
+    }
+    token.parse().ok()
 }
 
 /// An object's annotation, if set to a string.

@@ -1,0 +1,70 @@
+//! One full `/mutate` decision — `parse_review` → `decide` (policy, settings,
+//! patch) → `respond` — beside the baseline "parse the same bytes into a
+//! `serde_json::Value` and serialise a constant allowed response", for a ~2 KB
+//! VespaSet review, a ~10 KB Pod review and a ~190 KB Pod review (1,500 env vars).
+//!
+//! `cargo bench --bench decision`; `scripts/bench` prints the ratios from
+//! `target/criterion/mutate-*/{full,baseline}/new/estimates.json`.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use serde_json::Value;
+use vespa_tls_webhook::admission::{Endpoint, decide, parse_review};
+use vespa_tls_webhook::policy::{ClusterPolicy, NamespaceMeta};
+
+#[path = "support/mod.rs"]
+mod support;
+
+fn full(body: &[u8], policy: &ClusterPolicy, ns: &NamespaceMeta) -> Vec<u8> {
+    let Ok(review) = parse_review(body) else {
+        return Vec::new();
+    };
+    let decision = decide(Endpoint::Mutate, &review, policy, Some(ns));
+    review.respond(&decision)
+}
+
+fn baseline(body: &[u8]) -> Vec<u8> {
+    let Ok(v) = serde_json::from_slice::<Value>(body) else {
+        return Vec::new();
+    };
+    let uid = v
+        .pointer("/request/uid")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    support::allowed_response(uid)
+}
+
+fn bench(c: &mut Criterion) {
+    let policy = ClusterPolicy::default();
+    let ns =
+        NamespaceMeta::named(support::NAMESPACE).with_label("tls.vespa.ai/injection", "enabled");
+    for (name, body) in support::reviews() {
+        // Guard: the decision under test really injects.
+        let review = parse_review(&body).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let d = decide(Endpoint::Mutate, &review, &policy, Some(&ns));
+        assert!(d.allowed && d.reason == "injected", "{name}: {d:?}");
+        eprintln!(
+            "{name}: review {} bytes, response {} bytes",
+            body.len(),
+            full(&body, &policy, &ns).len()
+        );
+
+        let mut g = c.benchmark_group(format!("mutate-{name}"));
+        g.throughput(Throughput::Bytes(body.len() as u64));
+        g.bench_function("baseline", |b| b.iter(|| baseline(black_box(&body))));
+        g.bench_function("full", |b| b.iter(|| full(black_box(&body), &policy, &ns)));
+        g.finish();
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(50);
+    targets = bench
+}
+criterion_main!(benches);

@@ -1,0 +1,1135 @@
+//! HTTPS load generator: the real server (`vespa-tls-webhook serve`) beside a
+//! bench-only "floor" server on the same stack (hyper + tokio-rustls, same
+//! certificate) that parses only `request.uid` and answers a constant allowed
+//! response, both driven by the same client in the same run.
+//!
+//! TLS 1.3, an ECDSA P-256 certificate, the ~10 KB Pod review of
+//! `benches/support`. The server runs pinned to CPU 0 and this client to CPU 1
+//! (`taskset`, when there are two CPUs). Every scenario starts a fresh server, so
+//! its peak RSS (`VmHWM`) is that scenario's. Scenarios: keep-alive with 1, 4 and
+//! 32 connections (closed loop: as fast as the server answers), a new TCP + TLS
+//! handshake per request (4 at a time, no session resumption), and a fixed-rate
+//! phase at half the real server's 4-connection saturation throughput (latency
+//! measured from when each request was due, so a stalled server is not hidden).
+//!
+//! ```text
+//! cargo bench --bench https_load -- [--runs 3] [--duration 5] [--server PATH] [--json FILE]
+//! cargo bench --bench https_load -- --smoke      # CI: ~10 s, fails only on errors
+//! cargo bench --bench https_load -- report-decision   # the criterion ratio table
+//! ```
+//! `scripts/bench` runs both benchmarks and prints the tables.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use tokio::net::TcpStream;
+use tokio_rustls::{TlsConnector, client::TlsStream};
+
+#[path = "support/mod.rs"]
+mod support;
+
+fn main() -> ExitCode {
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    if raw.is_empty() {
+        // `cargo test --all-targets` runs benches without `--bench`: nothing to do.
+        println!(
+            "https_load: a benchmark; run it with `cargo bench --bench https_load` or scripts/bench"
+        );
+        return ExitCode::SUCCESS;
+    }
+    let args: Vec<String> = raw.into_iter().filter(|a| a != "--bench").collect();
+    let result = match args.first().map(String::as_str) {
+        Some("floor-server") => floor::main(&args[1..]),
+        Some("report-decision") => report::decision(args.get(1).map(PathBuf::from)),
+        _ => load(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("https_load: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Options
+
+#[derive(Debug, Clone)]
+struct Options {
+    smoke: bool,
+    runs: usize,
+    warmup: Duration,
+    duration: Duration,
+    server: PathBuf,
+    json: Option<PathBuf>,
+    pin: bool,
+}
+
+fn options(args: &[String]) -> Result<Options> {
+    let mut o = Options {
+        smoke: false,
+        runs: 1,
+        warmup: Duration::from_secs(1),
+        duration: Duration::from_secs(5),
+        server: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/vespa-tls-webhook"),
+        json: None,
+        pin: true,
+    };
+    let mut it = args.iter();
+    let secs = |v: Option<&String>| -> Result<Duration> {
+        let v = v.context("a number of seconds")?;
+        Ok(Duration::from_secs_f64(
+            v.parse().context("a number of seconds")?,
+        ))
+    };
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--smoke" => {
+                o.smoke = true;
+                o.duration = Duration::from_secs(10);
+            }
+            "--runs" => o.runs = it.next().context("--runs N")?.parse()?,
+            "--warmup" => o.warmup = secs(it.next())?,
+            "--duration" => o.duration = secs(it.next())?,
+            "--server" => o.server = PathBuf::from(it.next().context("--server PATH")?),
+            "--json" => o.json = Some(PathBuf::from(it.next().context("--json FILE")?)),
+            "--no-pin" => o.pin = false,
+            other => bail!(
+                "unknown argument {other:?}; usage: https_load [--smoke] [--runs N] [--warmup S] [--duration S] [--server PATH] [--json FILE] [--no-pin] | report-decision [DIR]"
+            ),
+        }
+    }
+    if !o.server.exists() {
+        bail!(
+            "{} not found; build it first: cargo build --release (or pass --server PATH)",
+            o.server.display()
+        );
+    }
+    Ok(o)
+}
+
+/// Whether `taskset` can pin us: two or more CPUs and the tool present.
+fn can_pin() -> bool {
+    std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2)
+        && Command::new("taskset")
+            .arg("-V")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+}
+
+// ---------------------------------------------------------------------------
+// The run
+
+fn load(args: &[String]) -> Result<ExitCode> {
+    let o = options(args)?;
+    // Re-run under taskset we see one CPU: pinning was decided by the parent.
+    let pinned = std::env::var_os("VTW_LOAD_PINNED").is_some();
+    let pin = pinned || (o.pin && can_pin());
+    if pin && !pinned {
+        // Re-run ourselves on CPU 1; the servers get CPU 0.
+        let status = Command::new("taskset")
+            .arg("-c")
+            .arg("1")
+            .arg(std::env::current_exe()?)
+            .args(args)
+            .env("VTW_LOAD_PINNED", "1")
+            .status()?;
+        return Ok(if status.success() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
+    let dir = tempfile::tempdir()?;
+    let files = Files::write(dir.path())?;
+    let body = Bytes::from(support::pod_review_of_size(10 * 1024));
+    let client = Arc::new(client_config(&files.ca)?);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let env = Env {
+        o: o.clone(),
+        pin,
+        files,
+        body,
+        client,
+    };
+    if o.smoke {
+        return runtime.block_on(smoke(&env));
+    }
+    println!(
+        "https_load: {} byte Pod review, {} s per scenario after {} s warm-up, {} run(s){}",
+        env.body.len(),
+        o.duration.as_secs_f64(),
+        o.warmup.as_secs_f64(),
+        o.runs,
+        if pin {
+            "; server on CPU 0, client on CPU 1"
+        } else {
+            "; not pinned"
+        }
+    );
+    let mut runs = Vec::new();
+    for run in 1..=o.runs {
+        println!("run {run}/{}", o.runs);
+        runs.push(runtime.block_on(suite(&env))?);
+    }
+    let medians = median_results(&runs);
+    let table = report::https(&medians, &env);
+    println!("\n{table}");
+    if let Some(path) = &o.json {
+        std::fs::write(path, results_json(&medians))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+struct Env {
+    o: Options,
+    pin: bool,
+    files: Files,
+    body: Bytes,
+    client: Arc<rustls::ClientConfig>,
+}
+
+/// Certificate, key and namespaces files in a temporary directory.
+struct Files {
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+    namespaces: PathBuf,
+    log: PathBuf,
+}
+
+impl Files {
+    fn write(dir: &Path) -> Result<Files> {
+        let certs = vespa_tls_webhook::dev::write_certs(dir)?;
+        let namespaces = dir.join("namespaces.yaml");
+        std::fs::write(
+            &namespaces,
+            format!(
+                "- apiVersion: v1\n  kind: Namespace\n  metadata:\n    name: {}\n    labels:\n      tls.vespa.ai/injection: enabled\n",
+                support::NAMESPACE
+            ),
+        )?;
+        Ok(Files {
+            ca: certs.ca,
+            cert: certs.cert,
+            key: certs.key,
+            namespaces,
+            log: dir.join("server.log"),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Floor,
+    Product,
+}
+
+impl Target {
+    fn name(self) -> &'static str {
+        match self {
+            Target::Floor => "floor",
+            Target::Product => "vespa-tls-webhook",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Scenario {
+    /// Closed loop over this many keep-alive connections.
+    KeepAlive(usize),
+    /// A new connection and TLS handshake per request, this many at a time.
+    Handshake(usize),
+    /// This many keep-alive connections sending at a fixed total rate.
+    FixedRate(usize, f64),
+}
+
+impl Scenario {
+    fn label(self) -> String {
+        match self {
+            Scenario::KeepAlive(c) => format!("keep-alive, {c} conn"),
+            Scenario::Handshake(c) => format!("handshake per request, {c} at a time"),
+            Scenario::FixedRate(c, r) => format!("fixed rate {r:.0}/s, {c} conn"),
+        }
+    }
+}
+
+/// What one scenario measured.
+#[derive(Debug, Clone, Default)]
+struct Measured {
+    requests: u64,
+    errors: u64,
+    first_error: Option<String>,
+    rate: f64,
+    p50_us: f64,
+    p99_us: f64,
+    p999_us: f64,
+    /// Server CPU seconds (user + system) per 1,000 reviews.
+    cpu_per_1k: f64,
+    /// The client's CPU use, in cores.
+    client_cores: f64,
+    peak_rss_kib: u64,
+}
+
+impl Measured {
+    /// Reviews per second of server CPU time: the throughput per server core.
+    fn per_core(&self) -> f64 {
+        1000.0 / self.cpu_per_1k.max(1e-9)
+    }
+}
+
+type Results = Vec<(Target, Scenario, Measured)>;
+
+async fn suite(env: &Env) -> Result<Results> {
+    // The floor and our server back to back for each scenario, so that both see
+    // the same machine.
+    let mut out: Results = Vec::new();
+    for scenario in [
+        Scenario::KeepAlive(1),
+        Scenario::KeepAlive(4),
+        Scenario::KeepAlive(32),
+        Scenario::Handshake(4),
+    ] {
+        for target in [Target::Floor, Target::Product] {
+            let m = measure(env, target, scenario).await?;
+            print_line(target, scenario, &m);
+            out.push((target, scenario, m));
+        }
+    }
+    // Half of our own saturation throughput, for both servers.
+    let saturation = out
+        .iter()
+        .find(|(t, s, _)| *t == Target::Product && *s == Scenario::KeepAlive(4))
+        .map_or(1000.0, |(_, _, m)| m.rate);
+    let fixed = Scenario::FixedRate(4, (saturation / 2.0).max(1.0));
+    for target in [Target::Floor, Target::Product] {
+        let m = measure(env, target, fixed).await?;
+        print_line(target, fixed, &m);
+        out.push((target, fixed, m));
+    }
+    Ok(out)
+}
+
+fn print_line(target: Target, scenario: Scenario, m: &Measured) {
+    println!(
+        "  {:<18} {:<36} {:>8.0}/s  p50 {:>7.3} ms  p99 {:>7.3} ms  p99.9 {:>7.3} ms  server CPU {:>5.3} s/1k  client CPU {:>3.0}%  RSS {:>5.1} MiB  errors {}{}",
+        target.name(),
+        scenario.label(),
+        m.rate,
+        m.p50_us / 1000.0,
+        m.p99_us / 1000.0,
+        m.p999_us / 1000.0,
+        m.cpu_per_1k,
+        100.0 * m.client_cores,
+        m.peak_rss_kib as f64 / 1024.0,
+        m.errors,
+        m.first_error
+            .as_deref()
+            .map(|e| format!(" (first: {e})"))
+            .unwrap_or_default()
+    );
+}
+
+/// Start a fresh server, warm up, measure, stop it.
+async fn measure(env: &Env, target: Target, scenario: Scenario) -> Result<Measured> {
+    let mut server = Server::start(env, target).await?;
+    let result = drive(env, &server, scenario).await;
+    let rss = server.peak_rss_kib();
+    let alive = server.child.try_wait()?.is_none();
+    server.stop();
+    let mut m = result?;
+    m.peak_rss_kib = rss;
+    if !alive {
+        bail!("{} exited during {}", target.name(), scenario.label());
+    }
+    Ok(m)
+}
+
+async fn drive(env: &Env, server: &Server, scenario: Scenario) -> Result<Measured> {
+    let warm_until = Instant::now() + env.o.warmup;
+    let end = warm_until + env.o.duration;
+    let ctx = Arc::new(Ctx {
+        addr: server.addr,
+        connector: TlsConnector::from(env.client.clone()),
+        body: env.body.clone(),
+        warm_until,
+        end,
+    });
+    let (conns, handshake, rate) = match scenario {
+        Scenario::KeepAlive(c) => (c, false, None),
+        Scenario::Handshake(c) => (c, true, None),
+        Scenario::FixedRate(c, r) => (c, false, Some(r)),
+    };
+    let mut tasks = Vec::new();
+    for i in 0..conns {
+        let ctx = ctx.clone();
+        tasks.push(tokio::spawn(async move {
+            match (handshake, rate) {
+                (true, _) => handshake_worker(&ctx).await,
+                (false, None) => keepalive_worker(&ctx, None).await,
+                (false, Some(r)) => {
+                    // Connection i sends requests i, i + conns, ... of the schedule.
+                    let interval = Duration::from_secs_f64(conns as f64 / r);
+                    let offset = Duration::from_secs_f64(i as f64 / r);
+                    keepalive_worker(&ctx, Some((interval, offset))).await
+                }
+            }
+        }));
+    }
+    tokio::time::sleep_until(warm_until.into()).await;
+    let cpu0 = cpu_seconds(server.pid)?;
+    let client0 = cpu_seconds(std::process::id())?;
+    let t0 = Instant::now();
+    tokio::time::sleep_until(end.into()).await;
+    let cpu1 = cpu_seconds(server.pid)?;
+    let client1 = cpu_seconds(std::process::id())?;
+    let seconds = t0.elapsed().as_secs_f64();
+    let mut all = Worker::default();
+    for t in tasks {
+        let w = t.await?;
+        all.latencies.extend(w.latencies);
+        all.errors += w.errors;
+        all.first_error = all.first_error.or(w.first_error);
+    }
+    all.latencies.sort_unstable();
+    let pct = |p: f64| -> f64 {
+        if all.latencies.is_empty() {
+            return f64::NAN;
+        }
+        let i = ((all.latencies.len() as f64 * p).ceil() as usize).clamp(1, all.latencies.len());
+        all.latencies[i - 1] as f64 / 1000.0
+    };
+    let requests = all.latencies.len() as u64;
+    Ok(Measured {
+        requests,
+        errors: all.errors,
+        first_error: all.first_error,
+        rate: requests as f64 / env.o.duration.as_secs_f64(),
+        p50_us: pct(0.50),
+        p99_us: pct(0.99),
+        p999_us: pct(0.999),
+        cpu_per_1k: (cpu1 - cpu0) * 1000.0 / requests.max(1) as f64,
+        client_cores: (client1 - client0) / seconds.max(1e-9),
+        peak_rss_kib: 0,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Client
+
+struct Ctx {
+    addr: SocketAddr,
+    connector: TlsConnector,
+    body: Bytes,
+    warm_until: Instant,
+    end: Instant,
+}
+
+#[derive(Default)]
+struct Worker {
+    /// Nanoseconds, of requests completed inside the measurement window.
+    latencies: Vec<u64>,
+    errors: u64,
+    first_error: Option<String>,
+}
+
+impl Worker {
+    fn error(&mut self, e: impl std::fmt::Display) {
+        self.errors += 1;
+        if self.first_error.is_none() {
+            self.first_error = Some(e.to_string());
+        }
+    }
+
+    fn record(&mut self, ctx: &Ctx, started: Instant, done: Instant) {
+        if started >= ctx.warm_until && done <= ctx.end {
+            self.latencies
+                .push(u64::try_from((done - started).as_nanos()).unwrap_or(u64::MAX));
+        }
+    }
+}
+
+fn client_config(ca: &Path) -> Result<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca)? {
+        roots.add(cert?)?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    // Every handshake is a full one, as from the apiserver.
+    config.resumption = rustls::client::Resumption::disabled();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+async fn connect(ctx: &Ctx) -> Result<Sender> {
+    let tcp = TcpStream::connect(ctx.addr).await?;
+    tcp.set_nodelay(true)?;
+    let tls: TlsStream<TcpStream> = ctx
+        .connector
+        .connect(ServerName::try_from("localhost")?, tcp)
+        .await?;
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(sender)
+}
+
+/// One review; checks the answer is a 200 allowing our uid.
+async fn review(sender: &mut Sender, ctx: &Ctx, close: bool) -> Result<()> {
+    let mut req = hyper::Request::post("/mutate")
+        .header(hyper::header::HOST, "localhost")
+        .header(hyper::header::CONTENT_TYPE, "application/json");
+    if close {
+        req = req.header(hyper::header::CONNECTION, "close");
+    }
+    let req = req.body(Full::new(ctx.body.clone()))?;
+    sender.ready().await?;
+    let response = sender.send_request(req).await?;
+    let status = response.status();
+    let body = response.into_body().collect().await?.to_bytes();
+    if status != hyper::StatusCode::OK {
+        bail!(
+            "HTTP {status}: {}",
+            String::from_utf8_lossy(&body[..body.len().min(200)])
+        );
+    }
+    if !contains(&body, b"\"allowed\":true") || !contains(&body, support::UID.as_bytes()) {
+        bail!(
+            "unexpected answer: {}",
+            String::from_utf8_lossy(&body[..body.len().min(200)])
+        );
+    }
+    Ok(())
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Keep-alive requests until the end, in a closed loop or on a schedule
+/// (`interval`, `offset` from the start of the warm-up).
+async fn keepalive_worker(ctx: &Ctx, schedule: Option<(Duration, Duration)>) -> Worker {
+    let mut w = Worker::default();
+    let mut sender: Option<Sender> = None;
+    let begin = Instant::now();
+    let mut next = schedule.map(|(_, offset)| begin + offset);
+    let mut last_done = begin;
+    while Instant::now() < ctx.end {
+        // When this request counts from: its due time if we are late because the
+        // server was slow, else when it is actually sent.
+        let started = match (next, schedule) {
+            (Some(due), Some((interval, _))) => {
+                next = Some(due + interval);
+                if last_done > due {
+                    due
+                } else {
+                    wait_until(due).await;
+                    Instant::now()
+                }
+            }
+            _ => Instant::now(),
+        };
+        if started >= ctx.end {
+            break;
+        }
+        let s = match &mut sender {
+            Some(s) => s,
+            None => match connect(ctx).await {
+                Ok(s) => sender.insert(s),
+                Err(e) => {
+                    w.error(format!("connect: {e:#}"));
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+        };
+        match review(s, ctx, false).await {
+            Ok(()) => {
+                last_done = Instant::now();
+                w.record(ctx, started, last_done);
+            }
+            Err(e) => {
+                last_done = Instant::now();
+                w.error(format!("{e:#}"));
+                sender = None;
+            }
+        }
+    }
+    w
+}
+
+/// Sleep until `due`: the timer for the bulk, then yield until it is time (tokio's
+/// timer has millisecond granularity; the client has a core of its own).
+async fn wait_until(due: Instant) {
+    let coarse = Duration::from_millis(2);
+    if let Some(far) = due.checked_duration_since(Instant::now())
+        && far > coarse
+    {
+        tokio::time::sleep_until((due - coarse).into()).await;
+    }
+    while Instant::now() < due {
+        tokio::task::yield_now().await;
+    }
+}
+
+/// A fresh TCP connection and TLS handshake for every request.
+async fn handshake_worker(ctx: &Ctx) -> Worker {
+    let mut w = Worker::default();
+    while Instant::now() < ctx.end {
+        let started = Instant::now();
+        let result = async {
+            let mut s = connect(ctx).await?;
+            review(&mut s, ctx, true).await
+        }
+        .await;
+        match result {
+            Ok(()) => w.record(ctx, started, Instant::now()),
+            Err(e) => w.error(format!("{e:#}")),
+        }
+    }
+    w
+}
+
+// ---------------------------------------------------------------------------
+// Servers
+
+struct Server {
+    child: Child,
+    pid: u32,
+    addr: SocketAddr,
+}
+
+impl Server {
+    async fn start(env: &Env, target: Target) -> Result<Server> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let f = &env.files;
+        let mut cmd = if env.pin {
+            let mut c = Command::new("taskset");
+            c.arg("-c").arg("0");
+            c
+        } else {
+            // `env` only to keep the two shapes alike.
+            Command::new("env")
+        };
+        match target {
+            Target::Product => {
+                cmd.arg(&env.o.server)
+                    .arg("serve")
+                    .arg("--addr")
+                    .arg(addr.to_string())
+                    .arg("--tls-cert")
+                    .arg(&f.cert)
+                    .arg("--tls-key")
+                    .arg(&f.key)
+                    .arg("--namespaces")
+                    .arg(&f.namespaces);
+            }
+            Target::Floor => {
+                cmd.arg(std::env::current_exe()?)
+                    .arg("floor-server")
+                    .arg(addr.to_string())
+                    .arg(&f.cert)
+                    .arg(&f.key);
+            }
+        }
+        let log = std::fs::File::create(&f.log)?;
+        let child = cmd
+            .env_remove("VTW_LOAD_PINNED")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {}", target.name()))?;
+        let pid = child.id();
+        let mut server = Server { child, pid, addr };
+        // Ready when a review is answered.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let ctx = Ctx {
+            addr,
+            connector: TlsConnector::from(env.client.clone()),
+            body: env.body.clone(),
+            warm_until: Instant::now(),
+            end: Instant::now(),
+        };
+        loop {
+            if let Some(status) = server.child.try_wait()? {
+                bail!(
+                    "{} exited at start ({status}): {}",
+                    target.name(),
+                    tail(&f.log)
+                );
+            }
+            let attempt = async {
+                let mut s = connect(&ctx).await?;
+                review(&mut s, &ctx, true).await
+            };
+            match tokio::time::timeout(Duration::from_secs(2), attempt).await {
+                Ok(Ok(())) => return Ok(server),
+                _ if Instant::now() > deadline => {
+                    server.stop();
+                    bail!(
+                        "{} did not answer within 15 s: {}",
+                        target.name(),
+                        tail(&f.log)
+                    );
+                }
+                _ => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    }
+
+    fn peak_rss_kib(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.pid))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("VmHWM:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            })
+            .unwrap_or(0)
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The last lines of a log file, for error messages.
+fn tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(5)..].join("\n")
+}
+
+/// utime + stime of a process, in seconds.
+fn cpu_seconds(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the parenthesised command name; utime and stime are 14 and 15.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .ok_or_else(|| anyhow!("unreadable /proc/{pid}/stat"))?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
+    Ok(ticks / clock_ticks())
+}
+
+fn clock_ticks() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(100.0)
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Smoke (CI)
+
+async fn smoke(env: &Env) -> Result<ExitCode> {
+    let mut server = Server::start(env, Target::Product).await?;
+    let m = drive(env, &server, Scenario::KeepAlive(4)).await;
+    let exited = server.child.try_wait()?;
+    server.stop();
+    let m = m?;
+    println!(
+        "smoke: {} reviews over HTTPS (4 keep-alive connections, {:.0} s): {:.0}/s, p99 {:.2} ms, {} errors",
+        m.requests,
+        env.o.duration.as_secs_f64(),
+        m.rate,
+        m.p99_us / 1000.0,
+        m.errors
+    );
+    let mut failed = Vec::new();
+    if let Some(status) = exited {
+        failed.push(format!("the server exited ({status})"));
+    }
+    if m.errors > 0 {
+        failed.push(format!(
+            "{} requests failed; first: {}",
+            m.errors,
+            m.first_error.unwrap_or_default()
+        ));
+    }
+    if m.requests == 0 {
+        failed.push("no review was answered".into());
+    }
+    if failed.is_empty() {
+        println!("smoke: ok");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!(
+            "smoke: FAILED: {}\nserver log tail:\n{}",
+            failed.join("; "),
+            tail(&env.files.log)
+        );
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Medians over runs
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.retain(|x| !x.is_nan());
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn median_results(runs: &[Results]) -> Results {
+    let Some(first) = runs.first() else {
+        return Vec::new();
+    };
+    first
+        .iter()
+        .enumerate()
+        .map(|(i, (target, scenario, _))| {
+            let all: Vec<&Measured> = runs.iter().filter_map(|r| r.get(i)).map(|r| &r.2).collect();
+            let med = |f: &dyn Fn(&Measured) -> f64| median(all.iter().map(|m| f(m)).collect());
+            let m = Measured {
+                requests: med(&|m| m.requests as f64) as u64,
+                errors: all.iter().map(|m| m.errors).sum(),
+                first_error: all.iter().find_map(|m| m.first_error.clone()),
+                rate: med(&|m| m.rate),
+                p50_us: med(&|m| m.p50_us),
+                p99_us: med(&|m| m.p99_us),
+                p999_us: med(&|m| m.p999_us),
+                cpu_per_1k: med(&|m| m.cpu_per_1k),
+                client_cores: med(&|m| m.client_cores),
+                peak_rss_kib: med(&|m| m.peak_rss_kib as f64) as u64,
+            };
+            let fixed = match scenario {
+                // The fixed rate differs per run (half of that run's saturation).
+                Scenario::FixedRate(c, _) => Scenario::FixedRate(*c, med(&|m| m.rate)),
+                s => *s,
+            };
+            (*target, fixed, m)
+        })
+        .collect()
+}
+
+fn results_json(results: &Results) -> String {
+    let rows: Vec<serde_json::Value> = results
+        .iter()
+        .map(|(t, s, m)| {
+            serde_json::json!({
+                "server": t.name(),
+                "scenario": s.label(),
+                "reviews_per_s": m.rate,
+                "p50_ms": m.p50_us / 1000.0,
+                "p99_ms": m.p99_us / 1000.0,
+                "p999_ms": m.p999_us / 1000.0,
+                "server_cpu_s_per_1k": m.cpu_per_1k,
+                "reviews_per_server_cpu_s": m.per_core(),
+                "peak_rss_mib": m.peak_rss_kib as f64 / 1024.0,
+                "errors": m.errors,
+            })
+        })
+        .collect();
+    serde_json::to_string_pretty(&rows).unwrap_or_default()
+}
+
+// ---------------------------------------------------------------------------
+// Tables
+
+mod report {
+    use super::*;
+
+    /// The HTTPS table, with the floor beside the real server and the targets.
+    pub fn https(results: &Results, env: &Env) -> String {
+        let find = |t: Target, pred: &dyn Fn(Scenario) -> bool| {
+            results
+                .iter()
+                .find(|(rt, s, _)| *rt == t && pred(*s))
+                .map(|(_, _, m)| m)
+        };
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "HTTPS, {} byte Pod review, TLS 1.3, ECDSA P-256{}; medians of {} run(s)\n",
+            env.body.len(),
+            if env.pin {
+                ", server pinned to 1 core (client on the other)"
+            } else {
+                ""
+            },
+            env.o.runs
+        );
+        let _ = writeln!(
+            out,
+            "| scenario | server | reviews/s | vs floor | p50 ms | p99 ms | p99.9 ms | server CPU s / 1k reviews | reviews / server CPU-s | peak RSS MiB | errors |"
+        );
+        let _ = writeln!(
+            out,
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        );
+        for (t, s, m) in results {
+            let floor = find(Target::Floor, &|fs| {
+                std::mem::discriminant(&fs) == std::mem::discriminant(s)
+                    && match (fs, *s) {
+                        (Scenario::KeepAlive(a), Scenario::KeepAlive(b))
+                        | (Scenario::Handshake(a), Scenario::Handshake(b))
+                        | (Scenario::FixedRate(a, _), Scenario::FixedRate(b, _)) => a == b,
+                        _ => false,
+                    }
+            });
+            let vs = match (t, floor, s) {
+                (Target::Product, Some(f), Scenario::FixedRate(..)) => {
+                    format!("p99 {:.2}×", m.p99_us / f.p99_us)
+                }
+                (Target::Product, Some(f), _) => format!("{:.0}%", 100.0 * m.rate / f.rate),
+                _ => String::new(),
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {:.0} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.0} | {:.1} | {} |",
+                s.label(),
+                t.name(),
+                m.rate,
+                vs,
+                m.p50_us / 1000.0,
+                m.p99_us / 1000.0,
+                m.p999_us / 1000.0,
+                m.cpu_per_1k,
+                m.per_core(),
+                m.peak_rss_kib as f64 / 1024.0,
+                m.errors
+            );
+        }
+        // Targets of issue 5.
+        let ka4 = |t| find(t, &|s| s == Scenario::KeepAlive(4));
+        let _ = writeln!(out, "\nTargets (issue 5):\n");
+        if let (Some(p), Some(f)) = (ka4(Target::Product), ka4(Target::Floor)) {
+            let pct = 100.0 * p.rate / f.rate;
+            let _ = writeln!(
+                out,
+                "- keep-alive, 4 connections: {:.0} reviews/s = {pct:.0}% of the floor's {:.0} (target ≥ 70%): {}",
+                p.rate,
+                f.rate,
+                verdict(pct >= 70.0)
+            );
+        }
+        if let Some((_, Scenario::FixedRate(_, rate), m)) = results
+            .iter()
+            .find(|(t, s, _)| *t == Target::Product && matches!(s, Scenario::FixedRate(..)))
+        {
+            let _ = writeln!(
+                out,
+                "- p99 at half our saturation throughput ({rate:.0}/s, 4 connections): {:.3} ms (target ≤ 1 ms): {}",
+                m.p99_us / 1000.0,
+                verdict(m.p99_us <= 1000.0)
+            );
+        }
+        let rss = results
+            .iter()
+            .filter(|(t, s, _)| {
+                *t == Target::Product
+                    && matches!(s, Scenario::KeepAlive(4) | Scenario::FixedRate(..))
+            })
+            .map(|(_, _, m)| m.peak_rss_kib)
+            .max()
+            .unwrap_or(0) as f64
+            / 1024.0;
+        let _ = writeln!(
+            out,
+            "- peak RSS under that load: {rss:.1} MiB (target ≤ 32 MiB): {}",
+            verdict(rss > 0.0 && rss <= 32.0)
+        );
+        if let Some(m) = find(Target::Product, &|s| matches!(s, Scenario::Handshake(_))) {
+            let _ = writeln!(
+                out,
+                "- handshake per request: {:.0} reviews per server CPU-second ({:.0}/s measured, the client's one core limiting) (target ≥ 2,500 per server core): {}",
+                m.per_core(),
+                m.rate,
+                verdict(m.per_core() >= 2500.0)
+            );
+        }
+        out
+    }
+
+    fn verdict(ok: bool) -> &'static str {
+        if ok { "met" } else { "NOT met" }
+    }
+
+    /// The in-process table from criterion's estimates.
+    pub fn decision(dir: Option<PathBuf>) -> Result<ExitCode> {
+        let dir = dir
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/criterion"));
+        let median_ns = |group: &str, f: &str| -> Result<f64> {
+            let path = dir.join(group).join(f).join("new/estimates.json");
+            let v: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&path).with_context(|| {
+                    format!("{}: run cargo bench --bench decision", path.display())
+                })?)?;
+            v.pointer("/median/point_estimate")
+                .and_then(serde_json::Value::as_f64)
+                .ok_or_else(|| anyhow!("{}: no median", path.display()))
+        };
+        let sizes: Vec<(&str, usize)> = support::reviews()
+            .iter()
+            .map(|(name, body)| (*name, body.len()))
+            .collect();
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "In-process `/mutate` decision (parse → policy → patch → response) vs parsing the same bytes into `serde_json::Value` and serialising a constant allowed response; criterion medians\n"
+        );
+        let _ = writeln!(
+            out,
+            "| review | bytes | baseline µs | full decision µs | ratio (target ≤ 1.5×) |"
+        );
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|");
+        let mut ok = true;
+        let mut full = Vec::new();
+        for (name, len) in &sizes {
+            let group = format!("mutate-{name}");
+            let b = median_ns(&group, "baseline")?;
+            let f = median_ns(&group, "full")?;
+            let r = f / b;
+            ok &= r <= 1.5;
+            full.push((*name, f));
+            let _ = writeln!(
+                out,
+                "| {name} | {len} | {:.1} | {:.1} | {r:.2}× {} |",
+                b / 1000.0,
+                f / 1000.0,
+                if r <= 1.5 { "" } else { "(over)" }
+            );
+        }
+        let at = |n: &str| full.iter().find(|(k, _)| *k == n).map_or(f64::NAN, |x| x.1);
+        let growth = at("pod-190KB") / at("pod-10KB");
+        let _ = writeln!(
+            out,
+            "\nLinearity: the 190 KB review costs {growth:.1}× the 10 KB one (target ≤ 25×): {}",
+            verdict(growth <= 25.0)
+        );
+        let _ = writeln!(
+            out,
+            "Full decision ≤ 1.5× the baseline at every size: {}",
+            verdict(ok)
+        );
+        print!("{out}");
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The floor server
+
+mod floor {
+    use super::*;
+    use hyper::server::conn::http1;
+    use hyper::service::service_fn;
+
+    /// `floor-server ADDR CERT KEY`: hyper + tokio-rustls with the product's TLS
+    /// settings; reads `request.uid` and answers a constant allowed response.
+    pub fn main(args: &[String]) -> Result<ExitCode> {
+        let [addr, cert, key] = args else {
+            bail!("usage: floor-server ADDR CERT KEY");
+        };
+        let addr: SocketAddr = addr.parse()?;
+        let chain = CertificateDer::pem_file_iter(cert)?.collect::<Result<Vec<_>, _>>()?;
+        let key = PrivateKeyDer::from_pem_file(key)?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+            .with_no_client_auth()
+            .with_single_cert(chain, key)?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        // Like the product: a multi-threaded runtime sized to the CPUs we may use.
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::bind(addr).await?;
+            loop {
+                let (stream, _) = listener.accept().await?;
+                let _ = stream.set_nodelay(true);
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(stream).await else {
+                        return;
+                    };
+                    let _ = http1::Builder::new()
+                        .keep_alive(true)
+                        .serve_connection(TokioIo::new(tls), service_fn(answer))
+                        .await;
+                });
+            }
+        })
+    }
+
+    #[derive(serde::Deserialize)]
+    struct Review {
+        request: Request,
+    }
+
+    #[derive(serde::Deserialize)]
+    struct Request {
+        uid: String,
+    }
+
+    async fn answer(
+        req: hyper::Request<hyper::body::Incoming>,
+    ) -> Result<hyper::Response<Full<Bytes>>, hyper::Error> {
+        let body = req.into_body().collect().await?.to_bytes();
+        let response = match serde_json::from_slice::<Review>(&body) {
+            Ok(review) => hyper::Response::builder()
+                .header(hyper::header::CONTENT_TYPE, "application/json")
+                .body(Full::new(Bytes::from(support::allowed_response(
+                    &review.request.uid,
+                )))),
+            Err(e) => hyper::Response::builder()
+                .status(hyper::StatusCode::BAD_REQUEST)
+                .body(Full::new(Bytes::from(e.to_string()))),
+        };
+        Ok(response.unwrap_or_default())
+    }
+}
