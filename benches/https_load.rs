@@ -76,6 +76,9 @@ struct Options {
     server: PathBuf,
     json: Option<PathBuf>,
     pin: bool,
+    /// Extra environment for the real server only (experiments: `RUST_LOG=warn`,
+    /// `LD_PRELOAD=...`).
+    server_env: Vec<(String, String)>,
 }
 
 fn options(args: &[String]) -> Result<Options> {
@@ -87,6 +90,7 @@ fn options(args: &[String]) -> Result<Options> {
         server: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/vespa-tls-webhook"),
         json: None,
         pin: true,
+        server_env: Vec::new(),
     };
     let mut it = args.iter();
     let secs = |v: Option<&String>| -> Result<Duration> {
@@ -107,8 +111,13 @@ fn options(args: &[String]) -> Result<Options> {
             "--server" => o.server = PathBuf::from(it.next().context("--server PATH")?),
             "--json" => o.json = Some(PathBuf::from(it.next().context("--json FILE")?)),
             "--no-pin" => o.pin = false,
+            "--server-env" => {
+                let kv = it.next().context("--server-env KEY=VALUE")?;
+                let (k, v) = kv.split_once('=').context("--server-env KEY=VALUE")?;
+                o.server_env.push((k.to_string(), v.to_string()));
+            }
             other => bail!(
-                "unknown argument {other:?}; usage: https_load [--smoke] [--runs N] [--warmup S] [--duration S] [--server PATH] [--json FILE] [--no-pin] | report-decision [DIR]"
+                "unknown argument {other:?}; usage: https_load [--smoke] [--runs N] [--warmup S] [--duration S] [--server PATH] [--server-env KEY=VALUE]... [--json FILE] [--no-pin] | report-decision [DIR]"
             ),
         }
     }
@@ -649,7 +658,8 @@ impl Server {
                     .arg("--tls-key")
                     .arg(&f.key)
                     .arg("--namespaces")
-                    .arg(&f.namespaces);
+                    .arg(&f.namespaces)
+                    .envs(env.o.server_env.iter().map(|(k, v)| (k, v)));
             }
             Target::Floor => {
                 cmd.arg(std::env::current_exe()?)

@@ -69,6 +69,8 @@ struct Header {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Envelope {
+    api_version: String,
+    kind: String,
     request: Option<Request>,
 }
 
@@ -145,27 +147,38 @@ pub fn parse_review(body: &[u8]) -> Result<Review, ReviewError> {
         return Err(ReviewError::Empty);
     }
     let json = |e: serde_json::Error| ReviewError::Json(e.to_string());
-    let header: Header = serde_json::from_slice(body).map_err(json)?;
-    if header.api_version != "admission.k8s.io/v1"
-        && header.api_version != "admission.k8s.io/v1beta1"
-    {
-        return Err(ReviewError::Version {
-            field: "apiVersion",
-            value: header.api_version,
-        });
-    }
-    if header.kind != "AdmissionReview" {
-        return Err(ReviewError::Version {
-            field: "kind",
-            value: header.kind,
-        });
-    }
-    let envelope: Envelope = serde_json::from_slice(body).map_err(json)?;
+    // One pass over the body when it is a review; only when it is not is it read
+    // again for the header, whose problems (and a wrong version) come first.
+    let envelope = match serde_json::from_slice::<Envelope>(body) {
+        Ok(envelope) => envelope,
+        Err(e) => {
+            let header: Header = serde_json::from_slice(body).map_err(json)?;
+            check_version(&header.api_version, &header.kind)?;
+            return Err(json(e));
+        }
+    };
+    check_version(&envelope.api_version, &envelope.kind)?;
     let request = envelope.request.ok_or(ReviewError::NoRequest)?;
     Ok(Review {
-        api_version: header.api_version,
+        api_version: envelope.api_version,
         request,
     })
+}
+
+fn check_version(api_version: &str, kind: &str) -> Result<(), ReviewError> {
+    if api_version != "admission.k8s.io/v1" && api_version != "admission.k8s.io/v1beta1" {
+        return Err(ReviewError::Version {
+            field: "apiVersion",
+            value: api_version.to_string(),
+        });
+    }
+    if kind != "AdmissionReview" {
+        return Err(ReviewError::Version {
+            field: "kind",
+            value: kind.to_string(),
+        });
+    }
+    Ok(())
 }
 
 /// The answer to a review.
