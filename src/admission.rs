@@ -370,15 +370,10 @@ fn decide_workload(
         Ok(mode) => mode,
         Err(e) => return Decision::deny("invalid-label", e.to_string()),
     };
-    if templates(kind, object).is_empty() && kind == Kind::Pod {
+    if kind == Kind::Pod && templates(kind, object).is_empty() {
         return Decision::allow("not-vespa");
     }
-    let what = format!(
-        "{} in namespace {} ({INJECTION_LABEL}={})",
-        kind.as_str(),
-        ns.name,
-        mode.as_str()
-    );
+    let what = What(kind, &ns.name, mode);
     match annotation(object, INJECT_ANNOTATION) {
         None | Some("true") => {}
         Some("false") => {
@@ -467,6 +462,22 @@ fn decide_workload(
                 d
             }
         }
+    }
+}
+
+/// `Pod in namespace vespa (tls.vespa.ai/injection=enabled)`, the subject of
+/// messages; written only when a message is.
+struct What<'a>(Kind, &'a str, Mode);
+
+impl std::fmt::Display for What<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let What(kind, namespace, mode) = self;
+        write!(
+            f,
+            "{} in namespace {namespace} ({INJECTION_LABEL}={})",
+            kind.as_str(),
+            mode.as_str()
+        )
     }
 }
 

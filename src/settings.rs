@@ -202,8 +202,8 @@ impl CertSpec {
             Some(("issuer-group", text(&self.issuer.group))),
             Some(("dns-names", text(&self.dns_names))),
             Some(("common-name", text(&self.common_name))),
-            Some(("duration", Cow::Owned(self.duration.to_string()))),
-            Some(("renew-before", Cow::Owned(self.renew_before.to_string()))),
+            Some(("duration", text(self.duration.as_str()))),
+            Some(("renew-before", text(self.renew_before.as_str()))),
             Some(("fs-group", Cow::Owned(self.fs_group.to_string()))),
             Some(("key-algorithm", text(self.key_algorithm.as_str()))),
             self.key_size

@@ -84,7 +84,7 @@ pub fn templates(kind: Kind, obj: &Value) -> Vec<Template> {
     match kind {
         Kind::VespaSet => VESPASET_SECTIONS
             .iter()
-            .filter(|(section, _, _)| obj.get("spec").and_then(|s| s.get(section)).is_some())
+            .filter(|(section, _, _)| field(obj, "spec").and_then(|s| field(s, section)).is_some())
             .map(|&(_, pointer, role)| Template { pointer, role })
             .collect(),
         Kind::Pod if is_vespa_pod(obj) => {
@@ -158,7 +158,7 @@ pub fn pointer<'a>(value: &'a Value, pointer: &str) -> Option<&'a Value> {
                 token.into()
             };
             match target {
-                Value::Object(map) => map.get(token.as_ref()),
+                Value::Object(_) => field(target, &token),
                 Value::Array(list) => array_index(&token).and_then(|i| list.get(i)),
                 _ => None,
             }
@@ -188,5 +188,6 @@ fn array_index(token: &str) -> Option<usize> {
 
 /// An object's annotation, if set to a string.
 pub fn annotation<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
-    obj.get("metadata")?.get("annotations")?.get(key)?.as_str()
+    let annotations = field(field(obj, "metadata")?, "annotations")?;
+    field(annotations, key)?.as_str()
 }
