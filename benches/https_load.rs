@@ -16,6 +16,8 @@
 //! cargo bench --bench https_load -- [--runs 3] [--duration 5] [--server PATH] [--json FILE]
 //! cargo bench --bench https_load -- --smoke      # CI: ~10 s, fails only on errors
 //! cargo bench --bench https_load -- report-decision   # the criterion ratio table
+//! cargo bench --bench https_load -- apiserver [--rate 20] [--pods 300]
+//!     # pod creations through a kube-apiserver ($KUBECONFIG), with and without the webhook
 //! ```
 //! `scripts/bench` runs both benchmarks and prints the tables.
 
@@ -56,6 +58,7 @@ fn main() -> ExitCode {
             let dirs: Vec<PathBuf> = args[1..].iter().map(PathBuf::from).collect();
             report::decision(&dirs)
         }
+        Some("apiserver") => apiserver::main(&args[1..]),
         _ => load(&args),
     };
     match result {
@@ -1119,6 +1122,62 @@ mod floor {
             bail!("usage: floor-server ADDR CERT KEY");
         };
         let addr: SocketAddr = addr.parse()?;
+        // Experiment: what TLS 1.3 session tickets (rustls sends 2 per handshake by
+        // default, like the product; the apiserver never resumes) cost.
+        let tickets = std::env::var_os("VTW_FLOOR_NO_TICKETS").is_none();
+        let acceptor = acceptor(Path::new(cert), Path::new(key), tickets)?;
+        // Like the product: a multi-threaded runtime sized to the CPUs we may use.
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::bind(addr).await?;
+            serve(listener, acceptor, Arc::default()).await
+        })
+    }
+
+    /// Requests answered and connections accepted, for the apiserver bench.
+    #[derive(Debug, Default)]
+    pub struct Counters {
+        pub reviews: std::sync::atomic::AtomicU64,
+        pub connections: std::sync::atomic::AtomicU64,
+        /// When set, a base64 JSON patch every answer carries (the apiserver
+        /// bench's "no-op webhook returning our patch").
+        pub patch: std::sync::Mutex<Option<String>>,
+    }
+
+    /// The floor server's accept loop.
+    pub async fn serve(
+        listener: tokio::net::TcpListener,
+        acceptor: tokio_rustls::TlsAcceptor,
+        counters: Arc<Counters>,
+    ) -> Result<ExitCode> {
+        use std::sync::atomic::Ordering::Relaxed;
+        loop {
+            let (stream, _) = listener.accept().await?;
+            counters.connections.fetch_add(1, Relaxed);
+            let _ = stream.set_nodelay(true);
+            let acceptor = acceptor.clone();
+            let counters = counters.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let service = service_fn(move |req| {
+                    counters.reviews.fetch_add(1, Relaxed);
+                    let patch = counters.patch.lock().ok().and_then(|p| p.clone());
+                    answer(req, patch)
+                });
+                let _ = http1::Builder::new()
+                    .keep_alive(true)
+                    .serve_connection(TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    }
+
+    /// A TLS acceptor with the product's settings for `cert`/`key`.
+    pub fn acceptor(cert: &Path, key: &Path, tickets: bool) -> Result<tokio_rustls::TlsAcceptor> {
         let chain = CertificateDer::pem_file_iter(cert)?.collect::<Result<Vec<_>, _>>()?;
         let key = PrivateKeyDer::from_pem_file(key)?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -1127,33 +1186,10 @@ mod floor {
             .with_no_client_auth()
             .with_single_cert(chain, key)?;
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        // Experiment: what TLS 1.3 session tickets (rustls sends 2 per handshake by
-        // default, like the product; the apiserver never resumes) cost.
-        if std::env::var_os("VTW_FLOOR_NO_TICKETS").is_some() {
+        if !tickets {
             config.send_tls13_tickets = 0;
         }
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        // Like the product: a multi-threaded runtime sized to the CPUs we may use.
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()?;
-        runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::bind(addr).await?;
-            loop {
-                let (stream, _) = listener.accept().await?;
-                let _ = stream.set_nodelay(true);
-                let acceptor = acceptor.clone();
-                tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(stream).await else {
-                        return;
-                    };
-                    let _ = http1::Builder::new()
-                        .keep_alive(true)
-                        .serve_connection(TokioIo::new(tls), service_fn(answer))
-                        .await;
-                });
-            }
-        })
+        Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
     }
 
     #[derive(serde::Deserialize)]
@@ -1168,18 +1204,490 @@ mod floor {
 
     async fn answer(
         req: hyper::Request<hyper::body::Incoming>,
+        patch: Option<String>,
     ) -> Result<hyper::Response<Full<Bytes>>, hyper::Error> {
         let body = req.into_body().collect().await?.to_bytes();
         let response = match serde_json::from_slice::<Review>(&body) {
-            Ok(review) => hyper::Response::builder()
-                .header(hyper::header::CONTENT_TYPE, "application/json")
-                .body(Full::new(Bytes::from(support::allowed_response(
-                    &review.request.uid,
-                )))),
+            Ok(review) => {
+                let body = match patch {
+                    None => support::allowed_response(&review.request.uid),
+                    Some(patch) => serde_json::to_vec(&serde_json::json!({
+                        "apiVersion": "admission.k8s.io/v1",
+                        "kind": "AdmissionReview",
+                        "response": {"uid": review.request.uid, "allowed": true,
+                                     "patchType": "JSONPatch", "patch": patch}
+                    }))
+                    .unwrap_or_default(),
+                };
+                hyper::Response::builder()
+                    .header(hyper::header::CONTENT_TYPE, "application/json")
+                    .body(Full::new(Bytes::from(body)))
+            }
             Err(e) => hyper::Response::builder()
                 .status(hyper::StatusCode::BAD_REQUEST)
                 .body(Full::new(Bytes::from(e.to_string()))),
         };
         Ok(response.unwrap_or_default())
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Through the apiserver
+
+mod apiserver {
+    use super::*;
+    use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+    use k8s_openapi::api::core::v1::{Namespace, Pod};
+    use kube::api::{Api, DeleteParams, PostParams};
+    use serde_json::{Value, json};
+    use std::sync::atomic::Ordering::Relaxed;
+
+    const CONFIG: &str = "vespa-tls-webhook-bench";
+
+    /// One measured condition.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Condition {
+        /// No webhook registered; the plain pod.
+        Without,
+        /// The floor server registered in place of the webhook (answers "allowed",
+        /// no patch): what calling any webhook costs the apiserver.
+        Floor,
+        /// The floor server answering with vespa-tls-webhook's patch (computed
+        /// once, in this process): what applying the patch costs the apiserver.
+        FloorPatch,
+        /// No webhook; the pod as the webhook would have patched it: what storing
+        /// the bigger object costs.
+        Preinjected,
+        /// vespa-tls-webhook registered; the plain pod.
+        With,
+    }
+
+    impl Condition {
+        const ALL: [Condition; 5] = [
+            Condition::Without,
+            Condition::Floor,
+            Condition::FloorPatch,
+            Condition::Preinjected,
+            Condition::With,
+        ];
+
+        fn label(self) -> &'static str {
+            match self {
+                Condition::Without => "no webhook (baseline)",
+                Condition::Floor => "no-op webhook (floor server)",
+                Condition::FloorPatch => "floor server returning our patch",
+                Condition::Preinjected => "no webhook, pod already injected",
+                Condition::With => "vespa-tls-webhook",
+            }
+        }
+    }
+
+    /// `apiserver [--rate N] [--pods N] [--rounds N] [--server PATH]`: pod
+    /// creations at a fixed rate in a labelled namespace through the apiserver of
+    /// `$KUBECONFIG`, in alternating rounds of four conditions (see [`Condition`]);
+    /// the webhook is the deploy configuration pointed at a local
+    /// `serve --kubeconfig`.
+    pub fn main(args: &[String]) -> Result<ExitCode> {
+        let mut rate = 20.0f64;
+        let mut pods = 300usize;
+        let mut rounds = 2usize;
+        let mut server =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/vespa-tls-webhook");
+        let mut it = args.iter();
+        while let Some(a) = it.next() {
+            let mut value = || it.next().with_context(|| format!("{a} needs a value"));
+            match a.as_str() {
+                "--rate" => rate = value()?.parse()?,
+                "--pods" => pods = value()?.parse()?,
+                "--rounds" => rounds = value()?.parse()?,
+                "--server" => server = PathBuf::from(value()?),
+                other => bail!(
+                    "unknown argument {other:?}; usage: apiserver [--rate N] [--pods N] [--rounds N] [--server PATH]"
+                ),
+            }
+        }
+        if pods == 0 || rounds == 0 || rate.is_nan() || rate <= 0.0 {
+            bail!("--pods, --rounds and --rate must be positive");
+        }
+        let kubeconfig = std::env::var("KUBECONFIG")
+            .context("KUBECONFIG: eval \"$(tests/e2e/control-plane.sh env)\" first")?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(run(rate, pods, rounds, &server, &kubeconfig))
+    }
+
+    struct Setup {
+        pods: Api<Pod>,
+        configs: Api<MutatingWebhookConfiguration>,
+        ns: String,
+        floor: Arc<floor::Counters>,
+        /// Our server's plain-HTTP /metrics port.
+        metrics_port: u16,
+        /// Our server's time answering /mutate during the measured phases:
+        /// (seconds, reviews), from its duration histogram.
+        server_seconds: std::sync::Mutex<(f64, f64)>,
+        product_config: MutatingWebhookConfiguration,
+        floor_config: MutatingWebhookConfiguration,
+    }
+
+    async fn run(
+        rate: f64,
+        pods: usize,
+        rounds: usize,
+        server: &Path,
+        kubeconfig: &str,
+    ) -> Result<ExitCode> {
+        let client = kube::Client::try_default().await?;
+        let ns = format!("vtw-bench-{}", std::process::id());
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        namespaces
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({
+                    "apiVersion": "v1", "kind": "Namespace",
+                    "metadata": {"name": ns, "labels": {"tls.vespa.ai/injection": "enabled"}}
+                }))?,
+            )
+            .await?;
+        let configs: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
+        let _ = configs.delete(CONFIG, &DeleteParams::default()).await;
+
+        // Both webhooks share one certificate; the apiserver trusts its CA.
+        let dir = tempfile::tempdir()?;
+        let certs = vespa_tls_webhook::dev::write_certs(dir.path())?;
+        let ca = std::fs::read(&certs.ca)?;
+
+        // The floor server, in this process, counting what the apiserver sends it.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let floor_port = listener.local_addr()?.port();
+        let counters = Arc::new(floor::Counters::default());
+        let floor_task = tokio::spawn(floor::serve(
+            listener,
+            floor::acceptor(&certs.cert, &certs.key, true)?,
+            counters.clone(),
+        ));
+
+        // The webhook, reading namespaces from the same apiserver.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let log = std::fs::File::create(dir.path().join("server.log"))?;
+        let mut child = Command::new(server)
+            .arg("serve")
+            .arg("--addr")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--metrics-addr")
+            .arg(format!("127.0.0.1:{metrics_port}"))
+            .arg("--tls-cert")
+            .arg(&certs.cert)
+            .arg("--tls-key")
+            .arg(&certs.key)
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {}", server.display()))?;
+        let setup = Setup {
+            pods: Api::namespaced(client.clone(), &ns),
+            configs: configs.clone(),
+            ns: ns.clone(),
+            floor: counters,
+            metrics_port,
+            server_seconds: Default::default(),
+            product_config: registration(port, &ca)?,
+            floor_config: registration(floor_port, &ca)?,
+        };
+        let result = measure_all(&setup, rate, pods, rounds).await;
+        let _ = configs.delete(CONFIG, &DeleteParams::default()).await;
+        let _ = namespaces.delete(&ns, &DeleteParams::default()).await;
+        let _ = child.kill();
+        let _ = child.wait();
+        floor_task.abort();
+        let (mut latencies, injected_bytes, plain_bytes) = result?;
+        for v in latencies.iter_mut() {
+            v.sort_unstable();
+        }
+        let p = percentile_ms;
+        println!(
+            "\nPod creations through kube-apiserver ($KUBECONFIG) at {rate}/s (open loop), {} per condition in {rounds} alternating rounds, namespace labelled tls.vespa.ai/injection=enabled; plain pod {plain_bytes} bytes, injected {injected_bytes} bytes. Connections the apiserver opened to the floor server: {} for {} reviews.\n",
+            latencies[0].len(),
+            setup.floor.connections.load(Relaxed),
+            setup.floor.reviews.load(Relaxed),
+        );
+        println!("| condition | pods | p50 ms | p99 ms | max ms |");
+        println!("|---|---:|---:|---:|---:|");
+        for (c, v) in Condition::ALL.iter().zip(&latencies) {
+            println!(
+                "| {} | {} | {:.2} | {:.2} | {:.2} |",
+                c.label(),
+                v.len(),
+                p(v, 0.5),
+                p(v, 0.99),
+                p(v, 1.0)
+            );
+        }
+        let at = |c: Condition, q: f64| {
+            Condition::ALL
+                .iter()
+                .position(|x| *x == c)
+                .map_or(f64::NAN, |i| p(&latencies[i], q))
+        };
+        let added = at(Condition::With, 0.99) - at(Condition::Without, 0.99);
+        println!(
+            "\nTarget (issue 5): the webhook adds {added:.2} ms to p99 pod-create latency (target ≤ 2 ms): {}",
+            verdict(added <= 2.0)
+        );
+        if let Ok(t) = setup.server_seconds.lock() {
+            println!(
+                "vespa-tls-webhook's own time per review (its /metrics histogram, request read to response written): {:.3} ms mean over {} reviews.",
+                t.0 / t.1.max(1.0) * 1e3,
+                t.1
+            );
+        }
+        for q in [0.5, 0.99] {
+            let d = |c: Condition| at(c, q) - at(Condition::Without, q);
+            println!(
+                "p{}: over the baseline, a no-op webhook adds {:.2} ms, a no-op webhook returning our patch {:.2} ms, storing the injected pod {:.2} ms, vespa-tls-webhook {:.2} ms.",
+                q * 100.0,
+                d(Condition::Floor),
+                d(Condition::FloorPatch),
+                d(Condition::Preinjected),
+                d(Condition::With),
+            );
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+
+    fn verdict(ok: bool) -> &'static str {
+        if ok { "met" } else { "NOT met" }
+    }
+
+    /// Latencies per condition (in [`Condition::ALL`] order) and the sizes of
+    /// the injected and the plain pod.
+    async fn measure_all(
+        s: &Setup,
+        rate: f64,
+        pods: usize,
+        rounds: usize,
+    ) -> Result<(Vec<Vec<u64>>, usize, usize)> {
+        let plain = pod(&s.ns)?;
+        // The pod as the webhook patches it, for the pre-injected condition.
+        switch(s, Some(&s.product_config)).await?;
+        let injected_pod = preinjected(wait_until(s, true, false).await?)?;
+        let patch = our_patch(&s.ns)?;
+        *s.floor.patch.lock().map_err(|_| anyhow!("poisoned"))? = None;
+        let mut out = vec![Vec::new(); Condition::ALL.len()];
+        for round in 1..=rounds {
+            for (i, c) in Condition::ALL.iter().enumerate() {
+                let (config, body, injected, floor) = match c {
+                    Condition::Without => (None, &plain, false, false),
+                    Condition::Floor => (Some(&s.floor_config), &plain, false, true),
+                    Condition::FloorPatch => (Some(&s.floor_config), &plain, true, true),
+                    Condition::Preinjected => (None, &injected_pod, false, false),
+                    Condition::With => (Some(&s.product_config), &plain, true, false),
+                };
+                *s.floor.patch.lock().map_err(|_| anyhow!("poisoned"))? =
+                    (*c == Condition::FloorPatch).then(|| patch.clone());
+                switch(s, config).await?;
+                wait_until(s, injected, floor).await?;
+                let before = server_time(s.metrics_port).await?;
+                let l = phase(&s.pods, body, rate, pods).await?;
+                if *c == Condition::With {
+                    let after = server_time(s.metrics_port).await?;
+                    if let Ok(mut t) = s.server_seconds.lock() {
+                        t.0 += after.0 - before.0;
+                        t.1 += after.1 - before.1;
+                    }
+                }
+                println!("round {round}: {:<34} {}", c.label(), summary(&l));
+                out[i].extend(l);
+            }
+        }
+        Ok((
+            out,
+            serde_json::to_vec(&injected_pod)?.len(),
+            serde_json::to_vec(&plain)?.len(),
+        ))
+    }
+
+    /// Our server's (seconds, count) of answering /mutate, from /metrics.
+    async fn server_time(port: u16) -> Result<(f64, f64)> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .await?;
+        let mut text = String::new();
+        stream.read_to_string(&mut text).await?;
+        let value = |name: &str| -> Result<f64> {
+            let prefix = format!(
+                "vespa_tls_webhook_admission_duration_seconds_{name}{{endpoint=\"mutate\"}} "
+            );
+            text.lines()
+                .find_map(|l| l.strip_prefix(prefix.as_str()))
+                .context("no mutate duration in /metrics")?
+                .trim()
+                .parse()
+                .context("mutate duration in /metrics")
+        };
+        Ok((value("sum")?, value("count")?))
+    }
+
+    /// Register `config` (or nothing) as the bench's mutating configuration.
+    async fn switch(s: &Setup, config: Option<&MutatingWebhookConfiguration>) -> Result<()> {
+        let _ = s.configs.delete(CONFIG, &DeleteParams::default()).await;
+        if let Some(config) = config {
+            s.configs.create(&PostParams::default(), config).await?;
+        }
+        Ok(())
+    }
+
+    /// Create pods until the apiserver has picked up the last [`switch`] (it
+    /// watches webhook configurations): a new pod is injected or not, as
+    /// `injected` says, and the floor server is called or not, as `floor_wanted`
+    /// says. Returns the last pod created.
+    async fn wait_until(s: &Setup, injected: bool, floor_wanted: bool) -> Result<Pod> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut settled = 0;
+        loop {
+            let before = s.floor.reviews.load(Relaxed);
+            let created = s.pods.create(&PostParams::default(), &pod(&s.ns)?).await?;
+            let floor_called = s.floor.reviews.load(Relaxed) > before;
+            let has = created
+                .metadata
+                .annotations
+                .as_ref()
+                .is_some_and(|a| a.contains_key("tls.vespa.ai/injected"));
+            // Three in a row, so that every apiserver watch has caught up.
+            settled = if has == injected && floor_called == floor_wanted {
+                settled + 1
+            } else {
+                0
+            };
+            if settled == 3 {
+                return Ok(created);
+            }
+            if Instant::now() > deadline {
+                bail!("the apiserver did not pick up the webhook configuration within 60 s");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// The patch vespa-tls-webhook answers for the bench pod (base64, as in the
+    /// AdmissionReview response), computed with the library.
+    fn our_patch(ns: &str) -> Result<String> {
+        use vespa_tls_webhook::admission::{Endpoint, decide, parse_review};
+        use vespa_tls_webhook::policy::{ClusterPolicy, NamespaceMeta};
+        let mut object = serde_json::to_value(pod(ns)?)?;
+        object["metadata"]["name"] = json!("bench-0");
+        let body = serde_json::to_vec(&support::review(object, "", "v1", "Pod", "pods"))?;
+        let review = parse_review(&body)?;
+        let meta = NamespaceMeta::named(ns).with_label("tls.vespa.ai/injection", "enabled");
+        let decision = decide(
+            Endpoint::Mutate,
+            &review,
+            &ClusterPolicy::default(),
+            Some(&meta),
+        );
+        let response: Value = serde_json::from_slice(&review.respond(&decision))?;
+        response
+            .pointer("/response/patch")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .with_context(|| format!("no patch in {response}"))
+    }
+
+    /// The deploy file's MutatingWebhookConfiguration, pointed at 127.0.0.1.
+    fn registration(port: u16, ca_pem: &[u8]) -> Result<MutatingWebhookConfiguration> {
+        use base64::Engine;
+        let path =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy/webhook-configurations.yaml");
+        let text = std::fs::read_to_string(path)?;
+        let bundle = base64::engine::general_purpose::STANDARD.encode(ca_pem);
+        for doc in serde_yaml::Deserializer::from_str(&text) {
+            let mut doc: Value = serde::Deserialize::deserialize(doc)?;
+            if doc["kind"] != "MutatingWebhookConfiguration" {
+                continue;
+            }
+            doc["metadata"] = json!({"name": CONFIG});
+            for w in doc["webhooks"].as_array_mut().context("webhooks")? {
+                let path = w["clientConfig"]["service"]["path"]
+                    .as_str()
+                    .context("path")?
+                    .to_string();
+                w["clientConfig"] =
+                    json!({"url": format!("https://127.0.0.1:{port}{path}"), "caBundle": bundle});
+            }
+            return Ok(serde_json::from_value(doc)?);
+        }
+        bail!("no MutatingWebhookConfiguration in deploy/webhook-configurations.yaml")
+    }
+
+    /// The bench's ~10 KB Vespa pod, named by the apiserver.
+    fn pod(ns: &str) -> Result<Pod> {
+        let mut pod = support::pod(0);
+        let meta = pod["metadata"].as_object_mut().context("metadata")?;
+        meta.remove("name");
+        meta.remove("ownerReferences");
+        meta.insert("generateName".into(), json!("bench-"));
+        meta.insert("namespace".into(), json!(ns));
+        Ok(serde_json::from_value(pod)?)
+    }
+
+    /// An injected pod as returned by the apiserver, made creatable again.
+    fn preinjected(mut pod: Pod) -> Result<Pod> {
+        let meta = &mut pod.metadata;
+        meta.name = None;
+        meta.uid = None;
+        meta.resource_version = None;
+        meta.creation_timestamp = None;
+        meta.managed_fields = None;
+        meta.generate_name = Some("bench-".into());
+        pod.status = None;
+        Ok(pod)
+    }
+
+    /// `pods` creations of `body` at `rate`/s (open loop); nanoseconds each.
+    async fn phase(api: &Api<Pod>, body: &Pod, rate: f64, pods: usize) -> Result<Vec<u64>> {
+        let start = tokio::time::Instant::now() + Duration::from_millis(100);
+        let mut tasks = Vec::with_capacity(pods);
+        for i in 0..pods {
+            let api = api.clone();
+            let pod = body.clone();
+            let due = start + Duration::from_secs_f64(i as f64 / rate);
+            tasks.push(tokio::spawn(async move {
+                tokio::time::sleep_until(due).await;
+                let t = Instant::now();
+                api.create(&PostParams::default(), &pod).await?;
+                Ok::<_, kube::Error>(u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX))
+            }));
+        }
+        let mut out = Vec::with_capacity(pods);
+        for t in tasks {
+            out.push(t.await??);
+        }
+        Ok(out)
+    }
+
+    /// The `q` quantile of sorted nanoseconds, in milliseconds.
+    fn percentile_ms(sorted: &[u64], q: f64) -> f64 {
+        let i = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len().max(1));
+        sorted.get(i - 1).map_or(f64::NAN, |ns| *ns as f64 / 1e6)
+    }
+
+    fn summary(v: &[u64]) -> String {
+        let mut v = v.to_vec();
+        v.sort_unstable();
+        format!(
+            "p50 {:.2} ms, p99 {:.2} ms",
+            percentile_ms(&v, 0.5),
+            percentile_ms(&v, 0.99)
+        )
     }
 }
