@@ -7,30 +7,47 @@
 //! [`admission`] (AdmissionReview → decision). The shell — [`server`],
 //! [`tls`], [`namespace_view`], [`policy_watch`], [`metrics`] and [`cli`] — does
 //! the I/O around it.
+//!
+//! The shell is the default `server` feature. Without it
+//! (`default-features = false`) the crate is the pure core alone — no async
+//! runtime, no Kubernetes client, no TLS — which is how the fuzz targets build it.
 
 #![forbid(unsafe_code)]
 
 pub mod admission;
+#[cfg(feature = "server")]
 pub mod cli;
+#[cfg(feature = "server")]
 pub mod controller;
+#[cfg(feature = "server")]
 pub mod dev;
 pub mod duration;
+#[cfg(feature = "server")]
 pub mod file_watch;
 pub mod inject;
 pub mod layout;
+#[cfg(feature = "server")]
 pub mod leader;
+#[cfg(feature = "server")]
 pub mod logging;
+#[cfg(feature = "server")]
 pub mod metrics;
+#[cfg(feature = "server")]
 pub mod namespace_view;
 pub mod namespaces;
 pub mod offline;
 pub mod policy;
+#[cfg(feature = "server")]
 pub mod policy_watch;
+#[cfg(feature = "server")]
 pub mod serve;
+#[cfg(feature = "server")]
 pub mod server;
 pub mod settings;
 pub mod target;
+#[cfg(feature = "server")]
 pub mod tls;
 pub mod validate;
+#[cfg(feature = "server")]
 pub mod verify;
 pub mod webhook_config;

@@ -52,7 +52,8 @@ pub enum OfflineError {
 }
 
 /// Output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "server", derive(clap::ValueEnum))]
 pub enum Format {
     /// YAML documents separated by `---`.
     Yaml,
