@@ -14,18 +14,28 @@
 
 #![forbid(unsafe_code)]
 
+// The pure core: synchronous, no I/O.
 pub mod admission;
+pub mod duration;
+pub mod inject;
+pub mod layout;
+pub mod namespaces;
+pub mod offline;
+pub mod policy;
+pub mod settings;
+pub mod target;
+pub mod validate;
+pub mod webhook_config;
+
+// The shell (the default `server` feature).
 #[cfg(feature = "server")]
 pub mod cli;
 #[cfg(feature = "server")]
 pub mod controller;
 #[cfg(feature = "server")]
 pub mod dev;
-pub mod duration;
 #[cfg(feature = "server")]
 pub mod file_watch;
-pub mod inject;
-pub mod layout;
 #[cfg(feature = "server")]
 pub mod leader;
 #[cfg(feature = "server")]
@@ -34,20 +44,13 @@ pub mod logging;
 pub mod metrics;
 #[cfg(feature = "server")]
 pub mod namespace_view;
-pub mod namespaces;
-pub mod offline;
-pub mod policy;
 #[cfg(feature = "server")]
 pub mod policy_watch;
 #[cfg(feature = "server")]
 pub mod serve;
 #[cfg(feature = "server")]
 pub mod server;
-pub mod settings;
-pub mod target;
 #[cfg(feature = "server")]
 pub mod tls;
-pub mod validate;
 #[cfg(feature = "server")]
 pub mod verify;
-pub mod webhook_config;
