@@ -1291,7 +1291,7 @@ mod apiserver {
 
     /// `apiserver [--rate N] [--pods N] [--rounds N] [--server PATH]`: pod
     /// creations at a fixed rate in a labelled namespace through the apiserver of
-    /// `$KUBECONFIG`, in alternating rounds of four conditions (see [`Condition`]);
+    /// `$KUBECONFIG`, in alternating rounds of five conditions (see [`Condition`]);
     /// the webhook is the deploy configuration pointed at a local
     /// `serve --kubeconfig`.
     pub fn main(args: &[String]) -> Result<ExitCode> {
