@@ -14,11 +14,6 @@ use serde_json::Value;
 use vespa_tls_webhook::admission::{Endpoint, decide, parse_review};
 use vespa_tls_webhook::policy::{ClusterPolicy, NamespaceMeta};
 
-/// The binary's allocator (src/main.rs), so that both sides are measured as they
-/// would run in the server.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[path = "support/mod.rs"]
 mod support;
 

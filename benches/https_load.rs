@@ -44,11 +44,6 @@ use tokio_rustls::{TlsConnector, client::TlsStream};
 #[path = "support/mod.rs"]
 mod support;
 
-/// The product's allocator (src/main.rs), so that the floor server (this binary)
-/// runs on the same stack as the real one.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let raw: Vec<String> = std::env::args().skip(1).collect();
     if raw.is_empty() {
