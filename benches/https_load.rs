@@ -447,13 +447,7 @@ async fn drive(env: &Env, server: &Server, scenario: Scenario) -> Result<Measure
         all.first_error = all.first_error.or(w.first_error);
     }
     all.latencies.sort_unstable();
-    let pct = |p: f64| -> f64 {
-        if all.latencies.is_empty() {
-            return f64::NAN;
-        }
-        let i = ((all.latencies.len() as f64 * p).ceil() as usize).clamp(1, all.latencies.len());
-        all.latencies[i - 1] as f64 / 1000.0
-    };
+    let pct = |q: f64| percentile(&all.latencies, q) / 1000.0;
     let requests = all.latencies.len() as u64;
     Ok(Measured {
         requests,
@@ -502,6 +496,12 @@ impl Worker {
                 .push(u64::try_from((done - started).as_nanos()).unwrap_or(u64::MAX));
         }
     }
+}
+
+/// The `q` quantile (nearest rank) of sorted values; NaN when there are none.
+fn percentile(sorted: &[u64], q: f64) -> f64 {
+    let i = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len().max(1));
+    sorted.get(i - 1).map_or(f64::NAN, |v| *v as f64)
 }
 
 fn client_config(ca: &Path) -> Result<rustls::ClientConfig> {
@@ -1358,7 +1358,7 @@ mod apiserver {
         // Both webhooks share one certificate; the apiserver trusts its CA.
         let dir = tempfile::tempdir()?;
         let certs = vespa_tls_webhook::dev::write_certs(dir.path())?;
-        let ca = std::fs::read(&certs.ca)?;
+        let ca = std::fs::read_to_string(&certs.ca)?;
 
         // The floor server, in this process, counting what the apiserver sends it.
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -1610,30 +1610,20 @@ mod apiserver {
             .with_context(|| format!("no patch in {response}"))
     }
 
-    /// The deploy file's MutatingWebhookConfiguration, pointed at 127.0.0.1.
-    fn registration(port: u16, ca_pem: &[u8]) -> Result<MutatingWebhookConfiguration> {
-        use base64::Engine;
-        let path =
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy/webhook-configurations.yaml");
-        let text = std::fs::read_to_string(path)?;
-        let bundle = base64::engine::general_purpose::STANDARD.encode(ca_pem);
+    /// The shipped MutatingWebhookConfiguration (`webhook-config`), pointed at
+    /// 127.0.0.1:`port`, under the bench's own name.
+    fn registration(port: u16, ca_pem: &str) -> Result<MutatingWebhookConfiguration> {
+        use vespa_tls_webhook::webhook_config::{Endpoint, render};
+        let url = format!("https://127.0.0.1:{port}");
+        let text = render(ca_pem, &Endpoint::Url(&url))?;
         for doc in serde_yaml::Deserializer::from_str(&text) {
             let mut doc: Value = serde::Deserialize::deserialize(doc)?;
-            if doc["kind"] != "MutatingWebhookConfiguration" {
-                continue;
+            if doc["kind"] == "MutatingWebhookConfiguration" {
+                doc["metadata"] = json!({"name": CONFIG});
+                return Ok(serde_json::from_value(doc)?);
             }
-            doc["metadata"] = json!({"name": CONFIG});
-            for w in doc["webhooks"].as_array_mut().context("webhooks")? {
-                let path = w["clientConfig"]["service"]["path"]
-                    .as_str()
-                    .context("path")?
-                    .to_string();
-                w["clientConfig"] =
-                    json!({"url": format!("https://127.0.0.1:{port}{path}"), "caBundle": bundle});
-            }
-            return Ok(serde_json::from_value(doc)?);
         }
-        bail!("no MutatingWebhookConfiguration in deploy/webhook-configurations.yaml")
+        bail!("no MutatingWebhookConfiguration in the shipped webhook configurations")
     }
 
     /// The bench's ~10 KB Vespa pod, named by the apiserver.
@@ -1684,8 +1674,7 @@ mod apiserver {
 
     /// The `q` quantile of sorted nanoseconds, in milliseconds.
     fn percentile_ms(sorted: &[u64], q: f64) -> f64 {
-        let i = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len().max(1));
-        sorted.get(i - 1).map_or(f64::NAN, |ns| *ns as f64 / 1e6)
+        percentile(sorted, q) / 1e6
     }
 
     fn summary(v: &[u64]) -> String {

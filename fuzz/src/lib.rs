@@ -13,6 +13,7 @@ use arbitrary::{Result, Unstructured};
 use base64::Engine;
 use serde_json::{Map, Value, json};
 use vespa_tls_webhook::admission::{Decision, Endpoint, Review, decide};
+use vespa_tls_webhook::duration::GoDuration;
 use vespa_tls_webhook::inject::apply;
 use vespa_tls_webhook::layout::{Role, wanted};
 use vespa_tls_webhook::policy::{ClusterPolicy, INJECTION_LABEL, NamespaceMeta};
@@ -767,4 +768,23 @@ pub fn review_json(u: &mut Unstructured) -> Result<Value> {
         review["request"] = request;
     }
     Ok(review)
+}
+
+/// What every accepted duration `d` parsed from `s` must satisfy: it keeps its
+/// text, fits Go's `time.Duration` (i64 nanoseconds), and, when not negative,
+/// appending `0s` gives the same length.
+pub fn check_accepted_duration(s: &str, d: &GoDuration) {
+    assert_eq!(d.as_str(), s);
+    assert!(
+        d.nanos() <= i64::MAX as u128,
+        "{s:?} is beyond Go's range: {}",
+        d.nanos()
+    );
+    if !s.starts_with('-') {
+        let longer = format!("{s}0s");
+        match longer.parse::<GoDuration>() {
+            Ok(l) => assert_eq!(l.nanos(), d.nanos(), "{s:?} vs {longer:?}"),
+            Err(e) => panic!("{s:?} parses but {longer:?} does not: {e}"),
+        }
+    }
 }
