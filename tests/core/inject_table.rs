@@ -157,6 +157,14 @@ fn conflicts_are_rejected_naming_both_sides_and_nothing_is_patched() {
         (
             Obj::vespa_pod().push(
                 "/spec/volumes",
+                json!({"name": "tls-certs", "secret": {"secretName": "my-own-certs"}}),
+            ),
+            "volume \"tls-certs\"",
+            "my-own-certs",
+        ),
+        (
+            Obj::vespa_pod().push(
+                "/spec/volumes",
                 json!({"name": "tls-config", "secret": {"secretName": "mine"}}),
             ),
             "volume \"tls-config\"",

@@ -162,6 +162,8 @@ fn subversions_are_denied_in_enforced() {
     let base = Obj(injected());
     let cases: Vec<(Obj, &str)> = vec![
         (base.clone().set("/spec/application/podTemplate/spec/volumes/0", json!({"name": "tls-certs", "emptyDir": {}})), "must be a csi volume"),
+        (base.clone().set("/spec/application/podTemplate/spec/volumes/0", json!({"name": "tls-certs", "secret": {"secretName": "my-own-certs"}})), "must be a csi volume"),
+        (base.clone().set("/spec/application/podTemplate/spec/volumes/0", json!({"name": "tls-certs", "hostPath": {"path": "/etc/ssl"}})), "must be a csi volume"),
         (base.clone().set("/spec/application/podTemplate/spec/containers/0/env/0/value", json!("/elsewhere")), "must be /etc/tls-config/tls-config.json"),
         (base.clone().push("/spec/application/podTemplate/spec/containers/0/env", json!({"name": "VESPA_TLS_INSECURE_MIXED_MODE", "value": "tls_client_mixed_server"})), "allowMixedMode: false"),
         (base.clone().push("/spec/application/podTemplate/spec/containers", json!({"name": "vespa"})), "second container named \"vespa\""),
