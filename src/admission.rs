@@ -81,6 +81,7 @@ pub struct Request {
     /// Echoed in the response.
     pub uid: String,
     /// The kind being admitted.
+    #[serde(deserialize_with = "reading::kind")]
     pub kind: GroupVersionKind,
     /// Subresource, if any (`status`, `ephemeralcontainers`, ...).
     #[serde(default)]
@@ -96,11 +97,12 @@ pub struct Request {
     /// Who is asking.
     #[serde(default)]
     pub user_info: UserInfo,
-    /// The new object.
-    #[serde(default)]
+    /// The new object. For a Pod read by [`parse_review`], only the fields the
+    /// decision reads ([`crate::projection`]).
+    #[serde(default, deserialize_with = "reading::object")]
     pub object: Option<Value>,
-    /// The old object (UPDATE).
-    #[serde(default)]
+    /// The old object (UPDATE); projected like `object`.
+    #[serde(default, deserialize_with = "reading::object")]
     pub old_object: Option<Value>,
     /// Whether this is a dry run (the answer is the same: we have no side effects).
     #[serde(default)]
@@ -141,15 +143,30 @@ pub struct Review {
     pub request: Request,
 }
 
-/// Parse a request body.
+/// Parse a request body. A Pod or VespaSet object is read as its projection
+/// ([`crate::projection`]): only what the decision reads is kept, with the same
+/// answer and the same errors as [`parse_review_complete`].
 pub fn parse_review(body: &[u8]) -> Result<Review, ReviewError> {
+    match read(body, true) {
+        Err(ReviewError::Json(e)) if e.starts_with(crate::projection::REPARSE) => read(body, false),
+        other => other,
+    }
+}
+
+/// Parse a request body keeping every field of the object: the reference that
+/// [`parse_review`]'s projection is checked against (tests, fuzz targets).
+pub fn parse_review_complete(body: &[u8]) -> Result<Review, ReviewError> {
+    read(body, false)
+}
+
+fn read(body: &[u8], project: bool) -> Result<Review, ReviewError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ReviewError::Empty);
     }
     let json = |e: serde_json::Error| ReviewError::Json(e.to_string());
     // One pass over the body when it is a review; only when it is not is it read
     // again for the header, whose problems (and a wrong version) come first.
-    let envelope = match serde_json::from_slice::<Envelope>(body) {
+    let envelope = match reading::with(project, || serde_json::from_slice::<Envelope>(body)) {
         Ok(envelope) => envelope,
         Err(e) => {
             let header: Header = serde_json::from_slice(body).map_err(json)?;
@@ -163,6 +180,73 @@ pub fn parse_review(body: &[u8]) -> Result<Review, ReviewError> {
         api_version: envelope.api_version,
         request,
     })
+}
+
+/// How the request's objects are read. `object` needs the request's `kind`,
+/// which serde hands to another field's deserializer: the two meet in a
+/// thread-local, set for the length of one [`read`] (the apiserver sends `kind`
+/// before `object`; an object that comes first is read whole).
+mod reading {
+    use std::cell::Cell;
+
+    use serde::de::{Deserialize, DeserializeSeed, Deserializer};
+    use serde_json::Value;
+
+    use super::GroupVersionKind;
+    use crate::projection::{Projected, Shape};
+    use crate::target::Kind;
+
+    #[derive(Clone, Copy)]
+    struct Mode {
+        project: bool,
+        /// The shape of the request's kind.
+        shape: Shape,
+    }
+
+    const OFF: Mode = Mode {
+        project: false,
+        shape: Shape::Whole,
+    };
+
+    thread_local! {
+        static MODE: Cell<Mode> = const { Cell::new(OFF) };
+    }
+
+    /// Run `f` (one parse) with projection on or off.
+    pub(super) fn with<T>(project: bool, f: impl FnOnce() -> T) -> T {
+        MODE.set(Mode { project, ..OFF });
+        let out = f();
+        MODE.set(OFF);
+        out
+    }
+
+    /// `request.kind`, noting the shape of its objects.
+    pub(super) fn kind<'de, D: Deserializer<'de>>(d: D) -> Result<GroupVersionKind, D::Error> {
+        let gvk = GroupVersionKind::deserialize(d)?;
+        let mut mode = MODE.get();
+        mode.shape = match Kind::from_group_kind(&gvk.group, &gvk.kind) {
+            Some(Kind::Pod) => Shape::Pod,
+            Some(Kind::VespaSet) => Shape::VespaSet,
+            Some(Kind::Namespace) | None => Shape::Whole,
+        };
+        MODE.set(mode);
+        Ok(gvk)
+    }
+
+    /// `request.object` / `oldObject`: projected for a Pod or a VespaSet.
+    pub(super) fn object<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+        let mode = MODE.get();
+        let shape = if mode.project {
+            mode.shape
+        } else {
+            Shape::Whole
+        };
+        // `null` is no object, as for `Option<Value>`.
+        match Projected(shape).deserialize(d)? {
+            Value::Null => Ok(None),
+            v => Ok(Some(v)),
+        }
+    }
 }
 
 fn check_version(api_version: &str, kind: &str) -> Result<(), ReviewError> {

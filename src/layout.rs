@@ -15,6 +15,13 @@ pub const ENV_CONFIG_INGRESS: &str = "VESPA_TLS_CONFIG_FILE_INGRESS";
 /// Env var enabling Vespa's insecure mixed mode.
 pub const ENV_MIXED_MODE: &str = "VESPA_TLS_INSECURE_MIXED_MODE";
 
+/// Whether an env var is one TLS injection or validation reads: every name
+/// above (and any other `VESPA_TLS*`). The admission path keeps only these env
+/// entries of a Pod ([`crate::projection`]), so every env name read must match.
+pub fn is_tls_env(name: &str) -> bool {
+    name.starts_with("VESPA_TLS")
+}
+
 /// The mTLS parts.
 pub const MTLS: Part = Part {
     env: ENV_CONFIG,

@@ -22,6 +22,7 @@ pub mod layout;
 pub mod namespaces;
 pub mod offline;
 pub mod policy;
+pub mod projection;
 pub mod settings;
 pub mod target;
 pub mod validate;

@@ -3,7 +3,9 @@
 //! public API exactly as the HTTP handler and the CLI call it.
 
 use serde_json::{Value, json};
-use vespa_tls_webhook::admission::{Endpoint, Review, ReviewError, decide, parse_review};
+use vespa_tls_webhook::admission::{
+    Endpoint, Review, ReviewError, decide, parse_review, parse_review_complete,
+};
 use vespa_tls_webhook::inject::{InjectError, apply, inject};
 use vespa_tls_webhook::policy::{ClusterPolicy, NamespaceMeta};
 use vespa_tls_webhook::target::Kind;
@@ -71,7 +73,8 @@ fn nesting_within_the_limit_is_answered() {
         r#"{{"apiVersion":"k8s.ai.vespa/v1","kind":"VespaSet","metadata":{{"name":"a"}},
             "spec":{{"x":{deep},"configServer":{{}}}}}}"#
     );
-    let review = parse_review(review_text("VespaSet", &object).as_bytes()).unwrap();
+    let body = review_text("VespaSet", &object);
+    let review = parse_review(body.as_bytes()).unwrap();
     let d = decide(
         Endpoint::Mutate,
         &review,
@@ -79,7 +82,14 @@ fn nesting_within_the_limit_is_answered() {
         Some(&enabled()),
     );
     assert!(d.allowed, "{}", d.message);
-    let patched = apply(review.request.object.as_ref().unwrap(), &d.patch).unwrap();
+    // `spec.x` is not read (the projection skips it); the patch applies to the
+    // complete object the apiserver holds, which keeps it.
+    assert_eq!(
+        review.request.object.as_ref().unwrap().pointer("/spec/x"),
+        None
+    );
+    let complete = parse_review_complete(body.as_bytes()).unwrap();
+    let patched = apply(complete.request.object.as_ref().unwrap(), &d.patch).unwrap();
     assert_eq!(
         patched.pointer("/spec/x").unwrap(),
         &serde_json::from_str::<Value>(&deep).unwrap()
@@ -127,13 +137,20 @@ fn huge_numbers() {
         .replace(r#""uid":"u-1""#, r#""uid":123456789012345678901234567890"#);
     let reason = json_error(body.as_bytes());
     assert!(reason.contains("invalid type"), "{reason}");
-    // Big but representable integers in the object are carried as they are.
-    let body = review_text(
-        "Pod",
-        r#"{"spec":{"n":18446744073709551615,"m":-9223372036854775808}}"#,
-    );
-    let review = parse_review(body.as_bytes()).unwrap();
+    // Big but representable integers in the object are carried as they are (a
+    // Namespace is read whole; a Pod's `spec.n` is not read at all, see below).
+    let object = r#"{"spec":{"n":18446744073709551615,"m":-9223372036854775808}}"#;
+    let review = parse_review(review_text("Namespace", object).as_bytes()).unwrap();
     assert_eq!(review.request.object.unwrap()["spec"]["n"], json!(u64::MAX));
+    // A Pod's fields the decision never reads are checked but not kept.
+    let body = review_text("Pod", object);
+    let review = parse_review(body.as_bytes()).unwrap();
+    assert_eq!(review.request.object.unwrap(), json!({"spec": {}}));
+    let complete = parse_review_complete(body.as_bytes()).unwrap();
+    assert_eq!(
+        complete.request.object.unwrap()["spec"]["m"],
+        json!(i64::MIN)
+    );
 }
 
 #[test]

@@ -1,12 +1,11 @@
 //! Structured AdmissionReviews: VespaSets, Pods and Namespaces built from the
 //! fuzzer's bytes (with our own injected entries, stale ones, conflicting and
 //! malformed ones mixed in) so that the deep paths of the injector and validator
-//! are reached quickly. Same invariants as `review`.
+//! are reached quickly. Same invariants as `review`, the projection included.
 #![no_main]
 
 use arbitrary::Unstructured;
 use libfuzzer_sys::fuzz_target;
-use vespa_tls_webhook::admission::parse_review;
 
 fuzz_target!(|data: &[u8]| {
     // The first two bytes pick one fixed policy and one fixed namespace, so that a
@@ -23,10 +22,11 @@ fuzz_target!(|data: &[u8]| {
         Ok(b) => b,
         Err(e) => panic!("cannot serialize a generated review: {e}"),
     };
-    if let Ok(review) = parse_review(&body) {
-        vespa_tls_webhook_fuzz::check_review_in(&review, |p, n| {
-            p == usize::from(policies) % vespa_tls_webhook_fuzz::policies().len()
-                && n == usize::from(namespaces) % vespa_tls_webhook_fuzz::namespaces("").len()
-        });
+    let pick = |p: usize, n: usize| {
+        p == usize::from(policies) % vespa_tls_webhook_fuzz::policies().len()
+            && n == usize::from(namespaces) % vespa_tls_webhook_fuzz::namespaces("").len()
+    };
+    if let Some(review) = vespa_tls_webhook_fuzz::check_projection(&body, pick) {
+        vespa_tls_webhook_fuzz::check_review_in(&review, pick);
     }
 });

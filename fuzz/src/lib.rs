@@ -12,7 +12,9 @@ use std::sync::OnceLock;
 use arbitrary::{Result, Unstructured};
 use base64::Engine;
 use serde_json::{Map, Value, json};
-use vespa_tls_webhook::admission::{Decision, Endpoint, Review, decide};
+use vespa_tls_webhook::admission::{
+    Decision, Endpoint, Review, decide, parse_review, parse_review_complete,
+};
 use vespa_tls_webhook::duration::GoDuration;
 use vespa_tls_webhook::inject::apply;
 use vespa_tls_webhook::layout::{Role, wanted};
@@ -77,6 +79,41 @@ pub fn namespaces(name: &str) -> Vec<NamespaceMeta> {
         ns("enabled").with_annotation("tls.vespa.ai/mixed-mode", "tls_client_mixed_server"),
         NamespaceMeta::named(name),
     ]
+}
+
+/// Parse `body` as the server does (a Pod projected to the fields the decision
+/// reads) and as the reference does (every field kept): both accept it or both
+/// refuse it with the same error, and where `pick(policy, namespace)` holds the
+/// decisions and the response bytes are the same. Returns the server's reading.
+pub fn check_projection(
+    body: &[u8],
+    mut pick: impl FnMut(usize, usize) -> bool,
+) -> Option<Review> {
+    let projected = parse_review(body);
+    let complete = parse_review_complete(body);
+    let (projected, complete) = match (projected, complete) {
+        (Err(a), Err(b)) => {
+            assert_eq!(a, b, "the projection changed the error");
+            return None;
+        }
+        (Ok(a), Ok(b)) => (a, b),
+        (a, b) => panic!("the projection changed acceptance: {a:?} vs {b:?}"),
+    };
+    let name = complete.namespace().unwrap_or("vespa").to_string();
+    for (n, ns) in namespaces(&name).iter().enumerate() {
+        for (p, (pname, policy)) in policies().iter().enumerate() {
+            if !pick(p, n) {
+                continue;
+            }
+            for endpoint in [Endpoint::Mutate, Endpoint::Validate] {
+                let a = decide(endpoint, &projected, policy, Some(ns));
+                let b = decide(endpoint, &complete, policy, Some(ns));
+                assert_eq!(a, b, "projection changed the decision ({pname}, {ns:?})");
+                assert_eq!(projected.respond(&a), complete.respond(&b));
+            }
+        }
+    }
+    Some(projected)
 }
 
 /// Check every invariant of a parsed review, for both endpoints, every fixed

@@ -7,5 +7,6 @@ mod fixtures;
 mod golden;
 mod inject_table;
 mod policy_table;
+mod projection;
 mod props;
 mod validate_table;

@@ -1,0 +1,464 @@
+//! Reading an admitted Pod or VespaSet as only the fields the decision reads.
+//!
+//! A Pod review is mostly content the webhook never looks at: images, ports,
+//! probes, resources, owner references, managed fields, and env vars that are
+//! not TLS's. Materialising all of it as a `serde_json::Value` (a `String` per
+//! key and per string, a map per object) was most of the server's CPU per
+//! review. [`Projected`] reads a Pod object in one pass and keeps only:
+//!
+//! | where | kept |
+//! |---|---|
+//! | the object | `apiVersion`, `kind`, `metadata`, `spec` |
+//! | `metadata` | `name`, `generateName`, `namespace`, `labels`, `annotations`, `deletionTimestamp` |
+//! | `spec` | `containers`, `initContainers` (their entries as below), `volumes` (whole) |
+//! | a container | `name`, `volumeMounts` (whole), `env` (entries as below) |
+//! | an env entry | the whole entry when its name is TLS's ([`is_tls_env`]) or not a string; otherwise `null`, so that every index stays the same |
+//!
+//! A VespaSet likewise: `apiVersion`, `kind`, `metadata` as above, and of its
+//! `spec` only `configServer` and `application` (of each only
+//! `podTemplate.spec`, read as a Pod's `spec`) and `profiles` (whole).
+//!
+//! Everything else is still parsed — its syntax, UTF-8, numbers and nesting are
+//! checked exactly as a full parse checks them, so the same bodies are refused
+//! with the same errors — but never stored.
+//!
+//! The contract: the injector, the validator and the admission decision give the
+//! same answer on the projection as on the full object. `tests/core/props.rs`
+//! and the `review` fuzz targets check exactly that against
+//! [`crate::admission::parse_review_complete`], the reading without projection.
+//! Where the projection cannot be exact in one pass — a second `name` in an env
+//! entry whose first name was not TLS's, or serde_json's internal raw-value key —
+//! it stops with [`REPARSE`] and the review is read again without projection.
+//!
+//! Namespaces are small and read whole.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Number, Value};
+
+use crate::layout::is_tls_env;
+
+/// The error message that makes [`crate::admission::parse_review`] read the
+/// review again without projection.
+pub const REPARSE: &str = "vespa-tls-webhook: projection not exact here; read again in full";
+
+/// serde_json's private key marking a raw value (its `raw_value` feature):
+/// a full parse treats a map starting with it specially, so we do not project it.
+const RAW_VALUE_KEY: &str = "$serde_json::private::RawValue";
+
+/// What part of a Pod a value is, and so what of it is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// Everything.
+    Whole,
+    /// A Pod object.
+    Pod,
+    /// A VespaSet object.
+    VespaSet,
+    /// A VespaSet's `spec`.
+    VespaSetSpec,
+    /// `spec.configServer` or `spec.application`.
+    Section,
+    /// A section's `podTemplate`.
+    PodTemplate,
+    /// `metadata`.
+    Metadata,
+    /// `spec`.
+    PodSpec,
+    /// `containers` or `initContainers`.
+    Containers,
+    /// One container.
+    Container,
+    /// A container's `env`.
+    EnvList,
+    /// One env entry.
+    EnvVar,
+}
+
+impl Shape {
+    /// The shape of the member `key` of a map of this shape; `None`: not kept.
+    fn member(self, key: &str) -> Option<Shape> {
+        match (self, key) {
+            (Shape::Pod | Shape::VespaSet, "apiVersion" | "kind") => Some(Shape::Whole),
+            (Shape::Pod | Shape::VespaSet, "metadata") => Some(Shape::Metadata),
+            (Shape::Pod, "spec") => Some(Shape::PodSpec),
+            (Shape::VespaSet, "spec") => Some(Shape::VespaSetSpec),
+            (Shape::VespaSetSpec, "configServer" | "application") => Some(Shape::Section),
+            (Shape::VespaSetSpec, "profiles") => Some(Shape::Whole),
+            (Shape::Section, "podTemplate") => Some(Shape::PodTemplate),
+            (Shape::PodTemplate, "spec") => Some(Shape::PodSpec),
+            (
+                Shape::Metadata,
+                "name" | "generateName" | "namespace" | "labels" | "annotations"
+                | "deletionTimestamp",
+            ) => Some(Shape::Whole),
+            (Shape::PodSpec, "containers" | "initContainers") => Some(Shape::Containers),
+            (Shape::PodSpec, "volumes") => Some(Shape::Whole),
+            (Shape::Container, "name" | "volumeMounts") => Some(Shape::Whole),
+            (Shape::Container, "env") => Some(Shape::EnvList),
+            (Shape::Whole | Shape::Containers | Shape::EnvList | Shape::EnvVar, _) => {
+                Some(Shape::Whole)
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether a map of this shape drops members.
+    fn projects_map(self) -> bool {
+        !matches!(
+            self,
+            Shape::Whole | Shape::Containers | Shape::EnvList | Shape::EnvVar
+        )
+    }
+
+    /// The shape of the elements of a list of this shape.
+    fn element(self) -> Shape {
+        match self {
+            Shape::Containers => Shape::Container,
+            Shape::EnvList => Shape::EnvVar,
+            _ => Shape::Whole,
+        }
+    }
+}
+
+/// Read a value of the given shape as its projection (a [`DeserializeSeed`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Projected(pub Shape);
+
+impl<'de> DeserializeSeed<'de> for Projected {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        match self.0 {
+            // serde_json's own reading, exactly as a full parse.
+            Shape::Whole => Value::deserialize(d),
+            shape => d.deserialize_any(ProjectedVisitor(shape)),
+        }
+    }
+}
+
+struct ProjectedVisitor(Shape);
+
+impl<'de> Visitor<'de> for ProjectedVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any valid JSON value")
+    }
+
+    // Scalars: as serde_json's `Value` reads them.
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        Projected(self.0).deserialize(d)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let element = Projected(self.0.element());
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+        while let Some(v) = seq.next_element_seed(element)? {
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        if self.0 == Shape::EnvVar {
+            return env_var(map);
+        }
+        let mut out = Map::new();
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            if key.0 == RAW_VALUE_KEY {
+                return Err(de::Error::custom(REPARSE));
+            }
+            let shape = if self.0.projects_map() {
+                self.0.member(&key.0)
+            } else {
+                Some(Shape::Whole)
+            };
+            match shape {
+                Some(shape) => {
+                    let value = map.next_value_seed(Projected(shape))?;
+                    out.insert(key.0.into_owned(), value);
+                }
+                None => map.next_value_seed(Skip)?,
+            }
+        }
+        Ok(Value::Object(out))
+    }
+}
+
+/// One env entry: whole, or `null` when its name is a string that is not TLS's.
+fn env_var<'de, A: MapAccess<'de>>(mut map: A) -> Result<Value, A::Error> {
+    let mut entry = Map::new();
+    let mut dropped = false;
+    while let Some(key) = map.next_key::<Key<'de>>()? {
+        if key.0 == RAW_VALUE_KEY {
+            return Err(de::Error::custom(REPARSE));
+        }
+        if key.0 != "name" {
+            if dropped {
+                map.next_value_seed(Skip)?;
+            } else {
+                let value = map.next_value::<Value>()?;
+                entry.insert(key.0.into_owned(), value);
+            }
+            continue;
+        }
+        let name = map.next_value::<Value>()?;
+        let not_tls = matches!(&name, Value::String(s) if !is_tls_env(s));
+        if dropped && !not_tls {
+            // A later `name` (the last one wins) makes the entry TLS's, but its
+            // other members were skipped: read the review again in full.
+            return Err(de::Error::custom(REPARSE));
+        }
+        if not_tls {
+            dropped = true;
+            entry = Map::new();
+        } else {
+            entry.insert(key.0.into_owned(), name);
+        }
+    }
+    Ok(if dropped {
+        Value::Null
+    } else {
+        Value::Object(entry)
+    })
+}
+
+/// A map key, borrowed from the body when it has no escapes.
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string key")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
+/// Read a value and keep nothing of it, checking it as strictly as a full parse
+/// does (UTF-8, escapes, number range, nesting limit) — unlike
+/// [`serde::de::IgnoredAny`], whose skipping serde_json does not check.
+#[derive(Debug, Clone, Copy)]
+pub struct Skip;
+
+impl<'de> DeserializeSeed<'de> for Skip {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Skip {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any valid JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_none<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(Skip)?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while map.next_key_seed(Skip)?.is_some() {
+            map.next_value_seed(Skip)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn project(text: &str) -> Result<Value, String> {
+        let mut d = serde_json::Deserializer::from_str(text);
+        let v = Projected(Shape::Pod)
+            .deserialize(&mut d)
+            .map_err(|e| e.to_string())?;
+        d.end().map_err(|e| e.to_string())?;
+        Ok(v)
+    }
+
+    #[test]
+    fn keeps_only_what_the_decision_reads() {
+        let pod = json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "uid": "x", "labels": {"a": "b"}, "ownerReferences": [{"kind": "StatefulSet"}]},
+            "spec": {
+                "hostname": "h",
+                "containers": [
+                    {"name": "vespa", "image": "i", "env": [
+                        {"name": "A", "value": "1"},
+                        {"value": "/x", "name": "VESPA_TLS_CONFIG_FILE"},
+                        {"name": 7, "value": "odd"},
+                        "not an object"
+                    ], "volumeMounts": [{"name": "m", "mountPath": "/m"}]},
+                    {"name": "sidecar", "ports": [{"containerPort": 1}]}
+                ],
+                "volumes": [{"name": "v", "emptyDir": {}}]
+            },
+            "status": {"phase": "Pending"}
+        });
+        let projected = project(&pod.to_string()).unwrap();
+        assert_eq!(
+            projected,
+            json!({
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": "p", "labels": {"a": "b"}},
+                "spec": {
+                    "containers": [
+                        {"name": "vespa", "env": [
+                            null,
+                            {"value": "/x", "name": "VESPA_TLS_CONFIG_FILE"},
+                            {"name": 7, "value": "odd"},
+                            "not an object"
+                        ], "volumeMounts": [{"name": "m", "mountPath": "/m"}]},
+                        {"name": "sidecar"}
+                    ],
+                    "volumes": [{"name": "v", "emptyDir": {}}]
+                }
+            })
+        );
+    }
+
+    #[test]
+    fn other_shapes_in_projected_places_are_kept_whole() {
+        let text = r#"{"metadata":[1,{"a":2}],"spec":{"containers":{"x":{"image":"i"}}}}"#;
+        assert_eq!(
+            project(text).unwrap(),
+            serde_json::from_str::<Value>(text).unwrap()
+        );
+        assert_eq!(project("17").unwrap(), json!(17));
+        assert_eq!(project("null").unwrap(), Value::Null);
+    }
+
+    #[test]
+    fn duplicate_keys_keep_the_last_and_a_late_tls_name_asks_for_a_full_read() {
+        let text = r#"{"metadata":{"name":"a","name":"b"}}"#;
+        assert_eq!(project(text).unwrap(), json!({"metadata": {"name": "b"}}));
+        // The last name is not TLS's: still exact.
+        let text = r#"{"spec":{"containers":[{"env":[{"name":"VESPA_TLS_CONFIG_FILE","value":"v","name":"A"}]}]}}"#;
+        assert_eq!(
+            project(text).unwrap(),
+            json!({"spec": {"containers": [{"env": [null]}]}})
+        );
+        let text = r#"{"spec":{"containers":[{"env":[{"name":"A","value":"v","name":"VESPA_TLS_CONFIG_FILE"}]}]}}"#;
+        assert!(project(text).unwrap_err().starts_with(REPARSE));
+        let text = format!(r#"{{"spec":{{"{RAW_VALUE_KEY}":"1"}}}}"#);
+        assert!(project(&text).unwrap_err().starts_with(REPARSE));
+    }
+
+    #[test]
+    fn skipped_parts_are_checked_like_a_full_parse() {
+        for text in [
+            r#"{"status":{"x":1e400}}"#,
+            "{\"status\":\"\\ud800\"}",
+            r#"{"spec":{"hostname":"\x"}}"#,
+            r#"{"status":[1,]}"#,
+        ] {
+            let full = serde_json::from_str::<Value>(text).unwrap_err().to_string();
+            assert_eq!(project(text).unwrap_err(), full, "{text}");
+        }
+        let deep = format!(r#"{{"status":{}1{}}}"#, "[".repeat(200), "]".repeat(200));
+        let full = serde_json::from_str::<Value>(&deep)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(project(&deep).unwrap_err(), full);
+        let mut bytes = br#"{"status":"ab"}"#.to_vec();
+        bytes[11] = 0xff;
+        let full = serde_json::from_slice::<Value>(&bytes)
+            .unwrap_err()
+            .to_string();
+        let mut d = serde_json::Deserializer::from_slice(&bytes);
+        let projected = Projected(Shape::Pod)
+            .deserialize(&mut d)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(projected, full);
+    }
+}
