@@ -166,7 +166,14 @@ fn read(body: &[u8], project: bool) -> Result<Review, ReviewError> {
     let json = |e: serde_json::Error| ReviewError::Json(e.to_string());
     // One pass over the body when it is a review; only when it is not is it read
     // again for the header, whose problems (and a wrong version) come first.
-    let envelope = match reading::with(project, || serde_json::from_slice::<Envelope>(body)) {
+    // Valid UTF-8 (checked once here, quickly) is parsed as a `str`, so that
+    // serde_json does not check every string again; otherwise as bytes, which
+    // gives the error and where it is.
+    let parse = || match std::str::from_utf8(body) {
+        Ok(text) => serde_json::from_str::<Envelope>(text),
+        Err(_) => serde_json::from_slice::<Envelope>(body),
+    };
+    let envelope = match reading::with(project, parse) {
         Ok(envelope) => envelope,
         Err(e) => {
             let header: Header = serde_json::from_slice(body).map_err(json)?;

@@ -633,7 +633,7 @@ fn error_policy(
 
 /// `vespa-tls-webhook controller`: the controller alone, until SIGTERM/SIGINT.
 pub fn run_cli(args: ControllerArgs) -> ExitCode {
-    crate::logging::init(args.log_format);
+    let _log = crate::logging::init(args.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

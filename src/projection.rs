@@ -238,8 +238,9 @@ fn env_var<'de, A: MapAccess<'de>>(mut map: A) -> Result<Value, A::Error> {
             }
             continue;
         }
-        let name = map.next_value::<Value>()?;
-        let not_tls = matches!(&name, Value::String(s) if !is_tls_env(s));
+        // Borrowed from the body: a name that is dropped costs no allocation.
+        let name = map.next_value::<Name<'de>>()?;
+        let not_tls = matches!(&name, Name::Str(s) if !is_tls_env(s));
         if dropped && !not_tls {
             // A later `name` (the last one wins) makes the entry TLS's, but its
             // other members were skipped: read the review again in full.
@@ -249,7 +250,7 @@ fn env_var<'de, A: MapAccess<'de>>(mut map: A) -> Result<Value, A::Error> {
             dropped = true;
             entry = Map::new();
         } else {
-            entry.insert(key.0.into_owned(), name);
+            entry.insert(key.0.into_owned(), name.into_value());
         }
     }
     Ok(if dropped {
@@ -257,6 +258,72 @@ fn env_var<'de, A: MapAccess<'de>>(mut map: A) -> Result<Value, A::Error> {
     } else {
         Value::Object(entry)
     })
+}
+
+/// An env entry's `name`: a string (borrowed from the body when it has no
+/// escapes), or any other value, read as a full parse reads it.
+enum Name<'de> {
+    Str(Cow<'de, str>),
+    Other(Value),
+}
+
+impl Name<'_> {
+    fn into_value(self) -> Value {
+        match self {
+            Name::Str(s) => Value::String(s.into_owned()),
+            Name::Other(v) => v,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Name<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct NameVisitor;
+        const WHOLE: ProjectedVisitor = ProjectedVisitor(Shape::Whole);
+        impl<'de> Visitor<'de> for NameVisitor {
+            type Value = Name<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any valid JSON value")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Name<'de>, E> {
+                Ok(Name::Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Name<'de>, E> {
+                Ok(Name::Str(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Name<'de>, E> {
+                Ok(Name::Str(Cow::Owned(v)))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Name<'de>, E> {
+                WHOLE.visit_bool(v).map(Name::Other)
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Name<'de>, E> {
+                WHOLE.visit_i64(v).map(Name::Other)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Name<'de>, E> {
+                WHOLE.visit_u64(v).map(Name::Other)
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Name<'de>, E> {
+                WHOLE.visit_f64(v).map(Name::Other)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Name<'de>, E> {
+                WHOLE.visit_unit().map(Name::Other)
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Name<'de>, E> {
+                WHOLE.visit_none().map(Name::Other)
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Name<'de>, D::Error> {
+                WHOLE.visit_some(d).map(Name::Other)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Name<'de>, A::Error> {
+                WHOLE.visit_seq(seq).map(Name::Other)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Name<'de>, A::Error> {
+                WHOLE.visit_map(map).map(Name::Other)
+            }
+        }
+        d.deserialize_any(NameVisitor)
+    }
 }
 
 /// A map key, borrowed from the body when it has no escapes.
