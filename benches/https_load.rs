@@ -1262,15 +1262,22 @@ mod apiserver {
         Preinjected,
         /// vespa-tls-webhook registered; the plain pod.
         With,
+        /// vespa-tls-webhook registered; the pod already injected, as the pods of
+        /// an injected VespaSet's StatefulSets are: the webhook answers with no
+        /// patch (the production path for Vespa pods).
+        WithPreinjected,
     }
 
     impl Condition {
-        const ALL: [Condition; 5] = [
+        /// In this order in every round: `WithPreinjected` keeps the
+        /// configuration `With` registered (and waited for).
+        const ALL: [Condition; 6] = [
             Condition::Without,
             Condition::Floor,
             Condition::FloorPatch,
             Condition::Preinjected,
             Condition::With,
+            Condition::WithPreinjected,
         ];
 
         fn label(self) -> &'static str {
@@ -1280,13 +1287,14 @@ mod apiserver {
                 Condition::FloorPatch => "floor server returning our patch",
                 Condition::Preinjected => "no webhook, pod already injected",
                 Condition::With => "vespa-tls-webhook",
+                Condition::WithPreinjected => "vespa-tls-webhook, pod already injected",
             }
         }
     }
 
     /// `apiserver [--rate N] [--pods N] [--rounds N] [--server PATH]`: pod
     /// creations at a fixed rate in a labelled namespace through the apiserver of
-    /// `$KUBECONFIG`, in alternating rounds of five conditions (see [`Condition`]);
+    /// `$KUBECONFIG`, in alternating rounds of six conditions (see [`Condition`]);
     /// the webhook is the deploy configuration pointed at a local
     /// `serve --kubeconfig`.
     pub fn main(args: &[String]) -> Result<ExitCode> {
@@ -1459,12 +1467,13 @@ mod apiserver {
         for q in [0.5, 0.99] {
             let d = |c: Condition| at(c, q) - at(Condition::Without, q);
             println!(
-                "p{}: over the baseline, a no-op webhook adds {:.2} ms, a no-op webhook returning our patch {:.2} ms, storing the injected pod {:.2} ms, vespa-tls-webhook {:.2} ms.",
+                "p{}: over the baseline, a no-op webhook adds {:.2} ms, a no-op webhook returning our patch {:.2} ms, storing the injected pod {:.2} ms, vespa-tls-webhook {:.2} ms; vespa-tls-webhook on an already injected pod {:.2} ms over creating it without a webhook.",
                 q * 100.0,
                 d(Condition::Floor),
                 d(Condition::FloorPatch),
                 d(Condition::Preinjected),
                 d(Condition::With),
+                at(Condition::WithPreinjected, q) - at(Condition::Preinjected, q),
             );
         }
         Ok(ExitCode::SUCCESS)
@@ -1497,19 +1506,31 @@ mod apiserver {
                     Condition::FloorPatch => (Some(&s.floor_config), &plain, true, true),
                     Condition::Preinjected => (None, &injected_pod, false, false),
                     Condition::With => (Some(&s.product_config), &plain, true, false),
+                    Condition::WithPreinjected => {
+                        (Some(&s.product_config), &injected_pod, true, false)
+                    }
                 };
                 *s.floor.patch.lock().map_err(|_| anyhow!("poisoned"))? =
                     (*c == Condition::FloorPatch).then(|| patch.clone());
-                switch(s, config).await?;
-                wait_until(s, injected, floor).await?;
+                if *c != Condition::WithPreinjected {
+                    switch(s, config).await?;
+                    wait_until(s, injected, floor).await?;
+                }
                 let before = server_time(s.metrics_port).await?;
                 let l = phase(&s.pods, body, rate, pods).await?;
+                let after = server_time(s.metrics_port).await?;
                 if *c == Condition::With {
-                    let after = server_time(s.metrics_port).await?;
                     if let Ok(mut t) = s.server_seconds.lock() {
                         t.0 += after.0 - before.0;
                         t.1 += after.1 - before.1;
                     }
+                }
+                if *c == Condition::WithPreinjected && after.1 - before.1 < pods as f64 {
+                    bail!(
+                        "{}: the webhook answered {} of {pods} creations",
+                        c.label(),
+                        after.1 - before.1
+                    );
                 }
                 println!("round {round}: {:<34} {}", c.label(), summary(&l));
                 out[i].extend(l);
