@@ -7,7 +7,7 @@
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use vespa_tls_webhook::admission::{Endpoint, decide, parse_review, parse_review_complete};
-use vespa_tls_webhook::layout::{Role, wanted};
+use vespa_tls_webhook::layout::{Role, Wanted, wanted};
 use vespa_tls_webhook::policy::{ClusterPolicy, NamespaceMeta};
 
 use crate::fixtures::{ns, policy};
@@ -28,27 +28,21 @@ fn env_pool() -> Vec<Value> {
     ]
 }
 
+/// What injection wants in an application pod of an `enabled` namespace.
+fn ours() -> Wanted {
+    let settings = ClusterPolicy::default().settings_for(&ns("vespa", "enabled"));
+    wanted(&settings.unwrap(), Role::Application)
+}
+
 fn mount_pool() -> Vec<Value> {
-    let mut pool = wanted(
-        &ClusterPolicy::default()
-            .settings_for(&ns("vespa", "enabled"))
-            .unwrap(),
-        Role::Application,
-    )
-    .mounts;
+    let mut pool = ours().mounts;
     pool.push(json!({"name": "mine", "mountPath": "/etc/tls"}));
     pool.push(json!({"name": "data", "mountPath": "/data"}));
     pool
 }
 
 fn volume_pool() -> Vec<Value> {
-    let mut pool = wanted(
-        &ClusterPolicy::default()
-            .settings_for(&ns("vespa", "enabled"))
-            .unwrap(),
-        Role::Application,
-    )
-    .volumes;
+    let mut pool = ours().volumes;
     pool.push(json!({"name": "tls-certs", "hostPath": {"path": "/etc/ssl"}}));
     pool.push(json!({"name": "tls-certs", "secret": {"secretName": "s"}}));
     pool.push(json!({"name": "data", "emptyDir": {}}));
