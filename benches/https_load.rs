@@ -1519,11 +1519,11 @@ mod apiserver {
                 let before = server_time(s.metrics_port).await?;
                 let l = phase(&s.pods, body, rate, pods).await?;
                 let after = server_time(s.metrics_port).await?;
-                if *c == Condition::With {
-                    if let Ok(mut t) = s.server_seconds.lock() {
-                        t.0 += after.0 - before.0;
-                        t.1 += after.1 - before.1;
-                    }
+                if *c == Condition::With
+                    && let Ok(mut t) = s.server_seconds.lock()
+                {
+                    t.0 += after.0 - before.0;
+                    t.1 += after.1 - before.1;
                 }
                 if *c == Condition::WithPreinjected && after.1 - before.1 < pods as f64 {
                     bail!(
