@@ -515,6 +515,18 @@ fn decide_workload(
         }
     };
     match endpoint {
+        // (An object that is not a JSON object is refused by `inject` as malformed.)
+        Endpoint::Mutate
+            if kind == Kind::VespaSet
+                && object.is_object()
+                && templates(kind, object).is_empty() =>
+        {
+            let mut d = Decision::allow("no-pod-templates");
+            d.warnings.push(format!(
+                "{what}: neither spec.configServer nor spec.application is set, so there is no pod template to give TLS; nothing was injected"
+            ));
+            d
+        }
         Endpoint::Mutate => {
             match inject(object, kind, &settings, policy.constraints.allow_mixed_mode) {
                 Ok(injection) => Decision {

@@ -90,6 +90,12 @@ pub fn inject(
         ..Plan::default()
     };
     let templates = templates(kind, obj);
+    if templates.is_empty() {
+        // Nothing to give TLS (a VespaSet with neither section, a Pod without a
+        // `vespa` container): no patch, and no `injected` annotation claiming
+        // entries that a later injection would then treat as its own.
+        return Ok(Injection::default());
+    }
     for (template, want) in templates.iter().zip(wanted_for(&templates, settings)) {
         plan.template(obj, template, want)?;
     }

@@ -496,3 +496,32 @@ fn profile_templates_may_not_override_tls() {
         d.message
     );
 }
+
+#[test]
+fn a_vespaset_without_sections_gets_no_patch_and_no_injected_annotation() {
+    let policy = ClusterPolicy::default();
+    let vs = Obj::vespaset()
+        .remove("/spec/configServer")
+        .remove("/spec/application");
+    let d = run(Endpoint::Mutate, vs.json(), &enabled(), &policy);
+    assert!(d.allowed, "{d:?}");
+    assert_eq!(d.reason, "no-pod-templates");
+    assert!(d.patch.is_empty(), "{:?}", d.patch);
+    assert!(
+        d.warnings[0].contains("neither spec.configServer nor spec.application"),
+        "{:?}",
+        d.warnings
+    );
+    // The library call agrees: nothing to inject, nothing claimed.
+    let settings = policy.settings_for(&enabled()).unwrap();
+    let injection = inject(vs.json(), Kind::VespaSet, &settings, false).unwrap();
+    assert!(injection.patch.is_empty());
+    // A section added later is injected as a first injection: a conflicting
+    // entry of the user's is reported, not replaced as if it were ours.
+    let with_app = vs.set(
+        "/spec/application",
+        json!({"podTemplate": {"spec": {"volumes": [{"name": "tls-certs", "emptyDir": {}}]}}}),
+    );
+    let d = run(Endpoint::Mutate, with_app.json(), &enabled(), &policy);
+    assert!(!d.allowed && d.reason == "conflict", "{d:?}");
+}
