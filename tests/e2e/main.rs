@@ -18,7 +18,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use base64::Engine;
 use k8s_openapi::api::admissionregistration::v1::{
     MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
 };
@@ -29,22 +28,21 @@ use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Client, Config};
 use serde_json::{Value, json};
 
-type Scenario = fn(Ctx) -> Pin<Box<dyn Future<Output = Result<()>>>>;
+#[path = "../common/e2e.rs"]
+mod common;
+
+use common::{
+    apply, closed_port, ensure_namespace, labelled, registrations, repo, unregister, wait_ready,
+    write_certs, yaml_file,
+};
+
+type Scenario = common::Scenario<Ctx>;
 
 #[derive(Clone)]
 struct Ctx {
     client: Client,
     kubeconfig: String,
     run_id: String,
-}
-
-fn repo(rel: &str) -> String {
-    format!("{}/{rel}", env!("CARGO_MANIFEST_DIR"))
-}
-
-fn yaml_file(rel: &str) -> Value {
-    serde_yaml::from_str(&std::fs::read_to_string(repo(rel)).expect("read fixture"))
-        .expect("parse fixture")
 }
 
 fn vespaset_resource() -> ApiResource {
@@ -96,39 +94,6 @@ impl Ctx {
             self.pods(ns).create(&PostParams::default(), &pod).await?,
         )?)
     }
-}
-
-/// The namespace-name label Kubernetes ≥ 1.21 sets itself (1.20 does not).
-async fn ensure_namespace(
-    client: &Client,
-    name: &str,
-    labels: Value,
-    annotations: Value,
-) -> Result<()> {
-    let mut labels = labels;
-    labels["kubernetes.io/metadata.name"] = json!(name);
-    let ns: Namespace = serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "Namespace",
-        "metadata": {"name": name, "labels": labels, "annotations": annotations}
-    }))?;
-    let api: Api<Namespace> = Api::all(client.clone());
-    match api.create(&PostParams::default(), &ns).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(e)) if e.code == 409 => {
-            api.patch(
-                name,
-                &PatchParams::default(),
-                &Patch::Merge(json!({"metadata": {"labels": labels, "annotations": annotations}})),
-            )
-            .await?;
-            Ok(())
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-fn labelled(mode: &str) -> Value {
-    json!({"tls.vespa.ai/injection": mode})
 }
 
 /// Server-set metadata and our fingerprint removed, for comparing with the seed.
@@ -917,72 +882,6 @@ where
 
 // ---------------------------------------------------------------- setup
 
-fn closed_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
-
-/// The deploy configurations, pointed at `base` with `ca_pem` as caBundle.
-fn registrations(base: &str, ca_pem: &[u8]) -> (Value, Value) {
-    let text =
-        std::fs::read_to_string(repo("deploy/webhook-configurations.yaml")).expect("deploy file");
-    let mut docs: Vec<Value> = serde_yaml::Deserializer::from_str(&text)
-        .map(|d| serde::Deserialize::deserialize(d).expect("yaml"))
-        .collect();
-    let bundle = base64::engine::general_purpose::STANDARD.encode(ca_pem);
-    for doc in &mut docs {
-        if let Some(a) = doc["metadata"].as_object_mut() {
-            a.remove("annotations");
-        }
-        for w in doc["webhooks"].as_array_mut().expect("webhooks") {
-            let path = w["clientConfig"]["service"]["path"]
-                .as_str()
-                .expect("path")
-                .to_string();
-            w["clientConfig"] = json!({"url": format!("{base}{path}"), "caBundle": bundle});
-        }
-    }
-    let m = docs
-        .iter()
-        .find(|d| d["kind"] == "MutatingWebhookConfiguration")
-        .expect("mutating")
-        .clone();
-    let v = docs
-        .iter()
-        .find(|d| d["kind"] == "ValidatingWebhookConfiguration")
-        .expect("validating")
-        .clone();
-    (m, v)
-}
-
-async fn apply(client: &Client, obj: Value) -> Result<()> {
-    let kind = obj["kind"].as_str().context("kind")?.to_string();
-    let name = obj["metadata"]["name"]
-        .as_str()
-        .context("name")?
-        .to_string();
-    let params = PatchParams::apply("vespa-tls-webhook-e2e").force();
-    macro_rules! ssa {
-        ($t:ty) => {{
-            let api: Api<$t> = Api::all(client.clone());
-            api.patch(
-                &name,
-                &params,
-                &Patch::Apply(serde_json::from_value::<$t>(obj)?),
-            )
-            .await?;
-        }};
-    }
-    match kind.as_str() {
-        "MutatingWebhookConfiguration" => ssa!(MutatingWebhookConfiguration),
-        "ValidatingWebhookConfiguration" => ssa!(ValidatingWebhookConfiguration),
-        "ClusterRole" => ssa!(k8s_openapi::api::rbac::v1::ClusterRole),
-        "ClusterRoleBinding" => ssa!(k8s_openapi::api::rbac::v1::ClusterRoleBinding),
-        other => bail!("cannot apply {other}"),
-    }
-    Ok(())
-}
-
 struct Webhook {
     child: Child,
     _dir: tempfile::TempDir,
@@ -1003,21 +902,7 @@ async fn start_webhook(
     log: &str,
 ) -> Result<(Webhook, u16, Vec<u8>)> {
     let dir = tempfile::tempdir()?;
-    let ca_key = rcgen::KeyPair::generate()?;
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new())?;
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "e2e webhook CA");
-    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key)?;
-    let key = rcgen::KeyPair::generate()?;
-    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()])?;
-    params
-        .subject_alt_names
-        .push(rcgen::SanType::IpAddress("127.0.0.1".parse()?));
-    let cert = params.signed_by(&key, &ca)?;
-    std::fs::write(dir.path().join("tls.crt"), cert.pem())?;
-    std::fs::write(dir.path().join("tls.key"), key.serialize_pem())?;
+    let ca = write_certs(dir.path(), "e2e webhook CA")?;
     std::fs::write(dir.path().join("policy.yaml"), "excludedNamespaces: []\n")?;
     let port = closed_port();
     let log_path = std::env::temp_dir().join(log);
@@ -1039,52 +924,8 @@ async fn start_webhook(
         .context("start vespa-tls-webhook")?;
     let webhook = Webhook { child, _dir: dir };
     // Ready when /readyz answers 200 (certificate loaded, namespace view synced).
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(ca.der().clone())?;
-    let tls = rustls::ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let http = reqwest::Client::builder()
-        .use_preconfigured_tls(tls)
-        .build()?;
-    let url = format!("https://127.0.0.1:{port}/readyz");
-    let start = Instant::now();
-    loop {
-        if let Ok(r) = http.get(&url).send().await
-            && r.status().is_success()
-        {
-            break;
-        }
-        if start.elapsed() > Duration::from_secs(20) {
-            bail!("webhook not ready within 20 s; see {}", log_path.display());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Ok((webhook, port, ca.pem().into_bytes()))
-}
-
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> std::process::ExitCode {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let Ok(kubeconfig) = std::env::var("VTW_E2E_KUBECONFIG") else {
-        let how = "tests/e2e/control-plane.sh up && eval \"$(tests/e2e/control-plane.sh env)\" && cargo test --test e2e";
-        if std::env::var_os("CI").is_some() {
-            eprintln!(
-                "e2e: VTW_E2E_KUBECONFIG is not set under CI; the control plane must be up ({how})"
-            );
-            return std::process::ExitCode::FAILURE;
-        }
-        println!("e2e: SKIPPED — no control plane. Run: {how}");
-        return std::process::ExitCode::SUCCESS;
-    };
-    match run_all(&kubeconfig).await {
-        Ok(true) => std::process::ExitCode::SUCCESS,
-        Ok(false) => std::process::ExitCode::FAILURE,
-        Err(e) => {
-            eprintln!("e2e: setup failed: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    wait_ready(port, &ca, &log_path).await.context("webhook")?;
+    Ok((webhook, port, ca))
 }
 
 async fn run_all(kubeconfig: &str) -> Result<bool> {
@@ -1112,7 +953,6 @@ async fn run_all(kubeconfig: &str) -> Result<bool> {
         kubeconfig: kubeconfig.to_string(),
         run_id,
     };
-    let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let scenarios: &[(&str, Scenario)] = &[
         (
             "enabled_vespaset_is_stored_as_seed_step4",
@@ -1164,50 +1004,32 @@ async fn run_all(kubeconfig: &str) -> Result<bool> {
             apiserver_restart_stale_view_fails_readiness_then_recovers,
         ),
     ];
-    let (mut passed, mut failed) = (0, 0);
-    for (name, scenario) in scenarios {
-        if filter.as_deref().is_some_and(|f| !name.contains(f)) {
-            continue;
-        }
-        let start = Instant::now();
-        // The apiserver restart needs longer than the others: it stays down for
-        // 8 s and kube-apiserver takes a while to start on two shared cores.
-        let limit = Duration::from_secs(if name.starts_with("apiserver_restart") {
+    // The apiserver restart needs longer than the others: it stays down for 8 s
+    // and kube-apiserver takes a while to start on two shared cores.
+    let limit = |name: &str| {
+        Duration::from_secs(if name.starts_with("apiserver_restart") {
             150
         } else {
             60
-        });
-        match tokio::time::timeout(limit, scenario(ctx.clone())).await {
-            Ok(Ok(())) => {
-                passed += 1;
-                println!("e2e {name} ... ok ({:?})", start.elapsed());
-            }
-            Ok(Err(e)) => {
-                failed += 1;
-                println!("e2e {name} ... FAILED: {e:#}");
-            }
-            Err(_) => {
-                failed += 1;
-                println!("e2e {name} ... FAILED: timed out");
-            }
-        }
-    }
+        })
+    };
+    let (passed, failed) = common::run_scenarios("e2e", &ctx, scenarios, limit).await;
     // Unregister so the control plane is usable after the suite.
-    let mapi: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
-    let vapi: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
-    let _ = mapi
-        .delete("vespa-tls-webhook", &DeleteParams::default())
-        .await;
-    let _ = vapi
-        .delete("vespa-tls-webhook", &DeleteParams::default())
-        .await;
+    unregister(&client).await;
     drop(webhook);
-    println!(
-        "e2e result: {passed} passed; {failed} failed (against kube-apiserver, webhook on 127.0.0.1:{port})"
-    );
-    if passed == 0 && failed == 0 {
-        println!("e2e: no scenario matched the filter");
-        return Ok(false);
-    }
-    Ok(failed == 0)
+    Ok(common::verdict(
+        "e2e",
+        passed,
+        failed,
+        &format!("against kube-apiserver, webhook on 127.0.0.1:{port}"),
+    ))
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> std::process::ExitCode {
+    common::main(
+        "e2e",
+        |kubeconfig| async move { run_all(&kubeconfig).await },
+    )
+    .await
 }

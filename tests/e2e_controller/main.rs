@@ -23,10 +23,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use base64::Engine;
-use k8s_openapi::api::admissionregistration::v1::{
-    MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
-};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::api::events::v1::Event;
@@ -38,7 +34,15 @@ use serde_json::{Value, json};
 use vespa_tls_webhook::controller::desired::tls_config_json;
 use vespa_tls_webhook::layout::{INGRESS, MTLS};
 
-type Scenario = fn(Ctx) -> Pin<Box<dyn Future<Output = Result<()>>>>;
+#[path = "../common/e2e.rs"]
+mod common;
+
+use common::{
+    apply, closed_port, ensure_namespace, labelled, registrations, wait_ready, write_certs,
+    yaml_docs, yaml_file,
+};
+
+type Scenario = common::Scenario<Ctx>;
 
 /// Lease duration given to both replicas (short, so the takeover test is quick).
 const LEASE_SECS: u64 = 6;
@@ -58,23 +62,6 @@ struct Ctx {
     ca: Vec<u8>,
     certs: PathBuf,
     replica_a: std::sync::Arc<std::sync::Mutex<Option<Replica>>>,
-}
-
-fn repo(rel: &str) -> String {
-    format!("{}/{rel}", env!("CARGO_MANIFEST_DIR"))
-}
-
-fn yaml_file(rel: &str) -> Value {
-    serde_yaml::from_str(&std::fs::read_to_string(repo(rel)).expect("read fixture"))
-        .expect("parse fixture")
-}
-
-fn yaml_docs(rel: &str) -> Vec<Value> {
-    let text = std::fs::read_to_string(repo(rel)).expect("read fixture");
-    serde_yaml::Deserializer::from_str(&text)
-        .map(|d| serde::Deserialize::deserialize(d).expect("yaml"))
-        .filter(|v: &Value| !v.is_null())
-        .collect()
 }
 
 fn resource(group: &str, kind: &str, plural: &str) -> ApiResource {
@@ -134,14 +121,7 @@ impl Ctx {
     }
 
     async fn unregister(&self) {
-        let m: Api<MutatingWebhookConfiguration> = Api::all(self.client.clone());
-        let v: Api<ValidatingWebhookConfiguration> = Api::all(self.client.clone());
-        let _ = m
-            .delete("vespa-tls-webhook", &DeleteParams::default())
-            .await;
-        let _ = v
-            .delete("vespa-tls-webhook", &DeleteParams::default())
-            .await;
+        common::unregister(&self.client).await;
     }
 
     /// `vespa-tls-webhook verify --namespace NS ARGS...`: (exit code, stdout).
@@ -164,31 +144,6 @@ impl Ctx {
         }
         Ok((code, stdout))
     }
-}
-
-/// The namespace-name label Kubernetes ≥ 1.21 sets itself (1.20 does not).
-async fn ensure_namespace(
-    client: &Client,
-    name: &str,
-    labels: Value,
-    annotations: Value,
-) -> Result<()> {
-    let mut labels = labels;
-    labels["kubernetes.io/metadata.name"] = json!(name);
-    let ns: Namespace = serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "Namespace",
-        "metadata": {"name": name, "labels": labels, "annotations": annotations}
-    }))?;
-    let api: Api<Namespace> = Api::all(client.clone());
-    match api.create(&PostParams::default(), &ns).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
-        Err(e) => Err(e.into()),
-    }
-}
-
-fn labelled(mode: &str) -> Value {
-    json!({"tls.vespa.ai/injection": mode})
 }
 
 /// Poll `f` every 100 ms until it returns `Some`, for at most `limit`.
@@ -715,66 +670,6 @@ fn two_replicas_one_leader_which_a_standby_replaces_within_the_lease(
 
 // ---------------------------------------------------------------- setup
 
-fn closed_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
-
-/// The deploy configurations, pointed at `base` with `ca_pem` as caBundle.
-fn registrations(base: &str, ca_pem: &[u8]) -> (Value, Value) {
-    let mut docs = yaml_docs("deploy/webhook-configurations.yaml");
-    let bundle = base64::engine::general_purpose::STANDARD.encode(ca_pem);
-    for doc in &mut docs {
-        if let Some(a) = doc["metadata"].as_object_mut() {
-            a.remove("annotations");
-        }
-        for w in doc["webhooks"].as_array_mut().expect("webhooks") {
-            let path = w["clientConfig"]["service"]["path"]
-                .as_str()
-                .expect("path")
-                .to_string();
-            w["clientConfig"] = json!({"url": format!("{base}{path}"), "caBundle": bundle});
-        }
-    }
-    let m = docs
-        .iter()
-        .find(|d| d["kind"] == "MutatingWebhookConfiguration")
-        .expect("mutating")
-        .clone();
-    let v = docs
-        .iter()
-        .find(|d| d["kind"] == "ValidatingWebhookConfiguration")
-        .expect("validating")
-        .clone();
-    (m, v)
-}
-
-async fn apply(client: &Client, obj: Value) -> Result<()> {
-    let kind = obj["kind"].as_str().context("kind")?.to_string();
-    let name = obj["metadata"]["name"]
-        .as_str()
-        .context("name")?
-        .to_string();
-    let params = PatchParams::apply("vespa-tls-webhook-e2e").force();
-    macro_rules! ssa {
-        ($t:ty) => {{
-            let api: Api<$t> = Api::all(client.clone());
-            api.patch(
-                &name,
-                &params,
-                &Patch::Apply(serde_json::from_value::<$t>(obj)?),
-            )
-            .await?;
-        }};
-    }
-    match kind.as_str() {
-        "MutatingWebhookConfiguration" => ssa!(MutatingWebhookConfiguration),
-        "ValidatingWebhookConfiguration" => ssa!(ValidatingWebhookConfiguration),
-        other => bail!("cannot apply {other}"),
-    }
-    Ok(())
-}
-
 /// One `serve --controller` process.
 struct Replica {
     child: Child,
@@ -807,27 +702,6 @@ impl Drop for Replica {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// Write a CA and a serving certificate for 127.0.0.1 into `dir`; returns the CA PEM.
-fn write_certs(dir: &std::path::Path) -> Result<Vec<u8>> {
-    let ca_key = rcgen::KeyPair::generate()?;
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new())?;
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "e2e controller CA");
-    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key)?;
-    let key = rcgen::KeyPair::generate()?;
-    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()])?;
-    params
-        .subject_alt_names
-        .push(rcgen::SanType::IpAddress("127.0.0.1".parse()?));
-    let cert = params.signed_by(&key, &ca)?;
-    std::fs::write(dir.join("tls.crt"), cert.pem())?;
-    std::fs::write(dir.join("tls.key"), key.serialize_pem())?;
-    std::fs::write(dir.join("ca.crt"), ca.pem())?;
-    Ok(ca.pem().into_bytes())
 }
 
 /// Start `serve --controller` as HOSTNAME=`name`; ready when /readyz answers 200.
@@ -868,54 +742,10 @@ async fn start_replica(
         .spawn()
         .context("start vespa-tls-webhook serve --controller")?;
     let replica = Replica { child, log, port };
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(rustls_pki_types::pem::PemObject::from_pem_slice(ca)?)?;
-    let tls = rustls::ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let http = reqwest::Client::builder()
-        .use_preconfigured_tls(tls)
-        .build()?;
-    let url = format!("https://127.0.0.1:{port}/readyz");
-    let start = Instant::now();
-    loop {
-        if let Ok(r) = http.get(&url).send().await
-            && r.status().is_success()
-        {
-            return Ok(replica);
-        }
-        if start.elapsed() > Duration::from_secs(20) {
-            bail!(
-                "{name} not ready within 20 s; see {}",
-                replica.log.display()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> std::process::ExitCode {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let Ok(kubeconfig) = std::env::var("VTW_E2E_KUBECONFIG") else {
-        let how = "tests/e2e/control-plane.sh up && eval \"$(tests/e2e/control-plane.sh env)\" && cargo test --test e2e_controller";
-        if std::env::var_os("CI").is_some() {
-            eprintln!(
-                "e2e_controller: VTW_E2E_KUBECONFIG is not set under CI; the control plane must be up ({how})"
-            );
-            return std::process::ExitCode::FAILURE;
-        }
-        println!("e2e_controller: SKIPPED — no control plane. Run: {how}");
-        return std::process::ExitCode::SUCCESS;
-    };
-    match run_all(&kubeconfig).await {
-        Ok(true) => std::process::ExitCode::SUCCESS,
-        Ok(false) => std::process::ExitCode::FAILURE,
-        Err(e) => {
-            eprintln!("e2e_controller: setup failed: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    wait_ready(port, ca, &replica.log)
+        .await
+        .context(name.to_string())?;
+    Ok(replica)
 }
 
 async fn run_all(kubeconfig: &str) -> Result<bool> {
@@ -935,7 +765,7 @@ async fn run_all(kubeconfig: &str) -> Result<bool> {
     let system_ns = format!("ctl-system-{run_id}");
     ensure_namespace(&client, &system_ns, json!({}), json!({})).await?;
     let certs = tempfile::tempdir()?;
-    let ca = write_certs(certs.path())?;
+    let ca = write_certs(certs.path(), "e2e controller CA")?;
     let a = start_replica(kubeconfig, certs.path(), &ca, &system_ns, "replica-a").await?;
     let base = format!("https://127.0.0.1:{}", a.port);
     let ctx = Ctx {
@@ -952,7 +782,6 @@ async fn run_all(kubeconfig: &str) -> Result<bool> {
     // Registrations take effect asynchronously in the apiserver; A becomes leader at once
     // (fresh Lease).
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let scenarios: &[(&str, Scenario)] = &[
         (
             "labelling_a_namespace_creates_the_config_map_within_seconds",
@@ -980,27 +809,10 @@ async fn run_all(kubeconfig: &str) -> Result<bool> {
             two_replicas_one_leader_which_a_standby_replaces_within_the_lease,
         ),
     ];
-    let (mut passed, mut failed) = (0, 0);
-    for (name, scenario) in scenarios {
-        if filter.as_deref().is_some_and(|f| !name.contains(f)) {
-            continue;
-        }
-        let start = Instant::now();
-        match tokio::time::timeout(Duration::from_secs(90), scenario(ctx.clone())).await {
-            Ok(Ok(())) => {
-                passed += 1;
-                println!("e2e_controller {name} ... ok ({:?})", start.elapsed());
-            }
-            Ok(Err(e)) => {
-                failed += 1;
-                println!("e2e_controller {name} ... FAILED: {e:#}");
-            }
-            Err(_) => {
-                failed += 1;
-                println!("e2e_controller {name} ... FAILED: timed out");
-            }
-        }
-    }
+    let (passed, failed) = common::run_scenarios("e2e_controller", &ctx, scenarios, |_| {
+        Duration::from_secs(90)
+    })
+    .await;
     // Unregister so the control plane is usable after the suite.
     ctx.unregister().await;
     let a = ctx.replica_a.lock().unwrap().take();
@@ -1010,12 +822,18 @@ async fn run_all(kubeconfig: &str) -> Result<bool> {
         }
         a.kill();
     }
-    println!(
-        "e2e_controller result: {passed} passed; {failed} failed (against kube-apiserver, controllers as serve --controller on 127.0.0.1)"
-    );
-    if passed == 0 && failed == 0 {
-        println!("e2e_controller: no scenario matched the filter");
-        return Ok(false);
-    }
-    Ok(failed == 0)
+    Ok(common::verdict(
+        "e2e_controller",
+        passed,
+        failed,
+        "against kube-apiserver, controllers as serve --controller on 127.0.0.1",
+    ))
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> std::process::ExitCode {
+    common::main("e2e_controller", |kubeconfig| async move {
+        run_all(&kubeconfig).await
+    })
+    .await
 }
