@@ -97,8 +97,8 @@ pub struct Request {
     /// Who is asking.
     #[serde(default)]
     pub user_info: UserInfo,
-    /// The new object. For a Pod read by [`parse_review`], only the fields the
-    /// decision reads ([`crate::projection`]).
+    /// The new object. For a Pod or VespaSet read by [`parse_review`], only the
+    /// fields the decision reads ([`crate::projection`]).
     #[serde(default, deserialize_with = "reading::object")]
     pub object: Option<Value>,
     /// The old object (UPDATE); projected like `object`.
