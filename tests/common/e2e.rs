@@ -73,16 +73,28 @@ pub async fn ensure_namespace(
     match api.create(&PostParams::default(), &ns).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(e)) if e.code == 409 => {
-            api.patch(
-                name,
-                &PatchParams::default(),
-                &Patch::Merge(json!({"metadata": {"labels": labels, "annotations": annotations}})),
-            )
-            .await?;
-            Ok(())
+            label_namespace(client, name, labels, annotations).await
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// Merge `labels` and `annotations` into an existing namespace (a `null` value
+/// removes one).
+pub async fn label_namespace(
+    client: &Client,
+    name: &str,
+    labels: Value,
+    annotations: Value,
+) -> Result<()> {
+    let api: Api<Namespace> = Api::all(client.clone());
+    api.patch(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": labels, "annotations": annotations}})),
+    )
+    .await?;
+    Ok(())
 }
 
 /// The deploy configurations (mutating, validating), pointed at `base` with

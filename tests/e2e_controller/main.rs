@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -88,14 +88,7 @@ impl Ctx {
     }
 
     async fn label(&self, ns: &str, labels: Value, annotations: Value) -> Result<()> {
-        let api: Api<Namespace> = Api::all(self.client.clone());
-        api.patch(
-            ns,
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"labels": labels, "annotations": annotations}})),
-        )
-        .await?;
-        Ok(())
+        common::label_namespace(&self.client, ns, labels, annotations).await
     }
 
     /// Events in `ns` (events.k8s.io/v1), oldest first.
