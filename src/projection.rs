@@ -80,6 +80,7 @@ pub enum Shape {
 
 impl Shape {
     /// The shape of the member `key` of a map of this shape; `None`: not kept.
+    /// Shapes that are not maps (a list, or `Whole`) keep every member whole.
     fn member(self, key: &str) -> Option<Shape> {
         match (self, key) {
             (Shape::Pod | Shape::VespaSet, "apiVersion" | "kind") => Some(Shape::Whole),
@@ -104,14 +105,6 @@ impl Shape {
             }
             _ => None,
         }
-    }
-
-    /// Whether a map of this shape drops members.
-    fn projects_map(self) -> bool {
-        !matches!(
-            self,
-            Shape::Whole | Shape::Containers | Shape::EnvList | Shape::EnvVar
-        )
     }
 
     /// The shape of the elements of a list of this shape.
@@ -204,12 +197,7 @@ impl<'de> Visitor<'de> for ProjectedVisitor {
             if key.0 == RAW_VALUE_KEY {
                 return Err(de::Error::custom(REPARSE));
             }
-            let shape = if self.0.projects_map() {
-                self.0.member(&key.0)
-            } else {
-                Some(Shape::Whole)
-            };
-            match shape {
+            match self.0.member(&key.0) {
                 Some(shape) => {
                     let value = map.next_value_seed(Projected(shape))?;
                     out.insert(key.0.into_owned(), value);
