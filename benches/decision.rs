@@ -1,5 +1,6 @@
-//! One full `/mutate` decision — `parse_review` → `decide` (policy, settings,
-//! patch) → `respond` — beside the baseline "parse the same bytes into a
+//! One full `/mutate` decision — `parse_review` → `decide_with` (policy,
+//! settings, patch) → `respond` — as the server makes it (the namespace's
+//! settings from its `ReadyMemo`, derived on the first review), beside the baseline "parse the same bytes into a
 //! `serde_json::Value` and serialise a constant allowed response", for a ~2 KB
 //! VespaSet review, a ~10 KB Pod review and a ~190 KB Pod review (1,500 env vars).
 //!
@@ -7,21 +8,25 @@
 //! `target/criterion/mutate-*/{full,baseline}/new/estimates.json`.
 
 use std::hint::black_box;
+use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::Value;
-use vespa_tls_webhook::admission::{Endpoint, decide, parse_review};
+use vespa_tls_webhook::admission::{Endpoint, decide, decide_with, parse_review};
 use vespa_tls_webhook::policy::{ClusterPolicy, NamespaceMeta};
+use vespa_tls_webhook::ready::ReadyMemo;
 
 #[path = "support/mod.rs"]
 mod support;
 
-fn full(body: &[u8], policy: &ClusterPolicy, ns: &NamespaceMeta) -> Vec<u8> {
+fn full(body: &[u8], policy: &Arc<ClusterPolicy>, memo: &ReadyMemo, ns: &NamespaceMeta) -> Vec<u8> {
     let Ok(review) = parse_review(body) else {
         return Vec::new();
     };
-    let decision = decide(Endpoint::Mutate, &review, policy, Some(ns));
+    let decision = decide_with(Endpoint::Mutate, &review, policy, Some(ns), &|ns| {
+        memo.get(policy, ns)
+    });
     review.respond(&decision)
 }
 
@@ -37,7 +42,8 @@ fn baseline(body: &[u8]) -> Vec<u8> {
 }
 
 fn bench(c: &mut Criterion) {
-    let policy = ClusterPolicy::default();
+    let policy = Arc::new(ClusterPolicy::default());
+    let memo = ReadyMemo::default();
     let ns =
         NamespaceMeta::named(support::NAMESPACE).with_label("tls.vespa.ai/injection", "enabled");
     for (name, body) in support::reviews() {
@@ -45,16 +51,21 @@ fn bench(c: &mut Criterion) {
         let review = parse_review(&body).unwrap_or_else(|e| panic!("{name}: {e}"));
         let d = decide(Endpoint::Mutate, &review, &policy, Some(&ns));
         assert!(d.allowed && d.reason == "injected", "{name}: {d:?}");
+        // ... and the memo changes nothing in the response.
+        let response = full(&body, &policy, &memo, &ns);
+        assert_eq!(response, review.respond(&d), "{name}");
         eprintln!(
             "{name}: review {} bytes, response {} bytes",
             body.len(),
-            full(&body, &policy, &ns).len()
+            response.len()
         );
 
         let mut g = c.benchmark_group(format!("mutate-{name}"));
         g.throughput(Throughput::Bytes(body.len() as u64));
         g.bench_function("baseline", |b| b.iter(|| baseline(black_box(&body))));
-        g.bench_function("full", |b| b.iter(|| full(black_box(&body), &policy, &ns)));
+        g.bench_function("full", |b| {
+            b.iter(|| full(black_box(&body), &policy, &memo, &ns))
+        });
         g.finish();
     }
 }

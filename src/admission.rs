@@ -5,12 +5,15 @@
 //! body, calls [`parse_review`], looks up the namespace, calls [`decide`] and
 //! writes [`Review::respond`].
 
+use std::sync::Arc;
+
 use base64::Engine;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::inject::inject;
+use crate::inject::inject_ready;
 use crate::policy::{ClusterPolicy, INJECT_ANNOTATION, INJECTION_LABEL, Mode, NamespaceMeta};
+use crate::ready::ReadyResult;
 use crate::target::{Kind, annotation, pointer, templates};
 use crate::validate::{FIX_HINT, check};
 
@@ -409,6 +412,22 @@ pub fn decide(
     policy: &ClusterPolicy,
     ns: Option<&NamespaceMeta>,
 ) -> Decision {
+    decide_with(endpoint, review, policy, ns, &|ns| {
+        Arc::new(policy.ready_for(ns))
+    })
+}
+
+/// [`decide`], with the namespace's settings from `ready` — which must answer
+/// as `policy.ready_for(ns)` does; the server passes its
+/// [`crate::ready::ReadyMemo`], so that settings are derived once per namespace
+/// and policy, not once per review. Called only when the decision needs them.
+pub fn decide_with(
+    endpoint: Endpoint,
+    review: &Review,
+    policy: &ClusterPolicy,
+    ns: Option<&NamespaceMeta>,
+    ready: &dyn Fn(&NamespaceMeta) -> Arc<ReadyResult>,
+) -> Decision {
     let r = &review.request;
     if r.operation != "CREATE" && r.operation != "UPDATE" {
         return Decision::allow("operation-ignored");
@@ -441,7 +460,7 @@ pub fn decide(
                     &fallback
                 }
             };
-            decide_workload(endpoint, kind, object, policy, ns)
+            decide_workload(endpoint, kind, object, policy, ns, ready)
         }
     }
 }
@@ -452,6 +471,7 @@ fn decide_workload(
     object: &Value,
     policy: &ClusterPolicy,
     ns: &NamespaceMeta,
+    ready: &dyn Fn(&NamespaceMeta) -> Arc<ReadyResult>,
 ) -> Decision {
     if policy.is_excluded(&ns.name) {
         return Decision::allow("namespace-excluded");
@@ -501,8 +521,9 @@ fn decide_workload(
             );
         }
     }
-    let settings = match policy.settings_for(ns) {
-        Ok(s) => s,
+    let ready = ready(ns);
+    let ready = match &*ready {
+        Ok(r) => r,
         Err(errors) => {
             let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
             return Decision::deny(
@@ -528,7 +549,7 @@ fn decide_workload(
             d
         }
         Endpoint::Mutate => {
-            match inject(object, kind, &settings, policy.constraints.allow_mixed_mode) {
+            match inject_ready(object, kind, ready, policy.constraints.allow_mixed_mode) {
                 Ok(injection) => Decision {
                     allowed: true,
                     reason: if injection.patch.is_empty() {
@@ -546,7 +567,7 @@ fn decide_workload(
             }
         }
         Endpoint::Validate => {
-            let findings = check(object, kind, &settings, &policy.constraints);
+            let findings = check(object, kind, &ready.settings, &policy.constraints);
             if findings.is_empty() {
                 return Decision::allow("conformant");
             }

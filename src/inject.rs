@@ -16,6 +16,7 @@ use serde_json::{Map, Value, json};
 
 use crate::layout::{CONTAINER, ENV_MIXED_MODE, Role, Wanted, wanted};
 use crate::policy::INJECTED_ANNOTATION;
+use crate::ready::Ready;
 use crate::settings::TlsSettings;
 use crate::target::{Kind, Template, field, override_templates, pointer, templates};
 
@@ -79,10 +80,21 @@ pub fn inject(
     settings: &TlsSettings,
     allow_mixed_mode: bool,
 ) -> Result<Injection, InjectError> {
+    inject_ready(obj, kind, &Ready::new(settings.clone()), allow_mixed_mode)
+}
+
+/// [`inject`] with the settings' derived parts already at hand (the server keeps
+/// them per namespace: [`crate::ready::ReadyMemo`]).
+pub fn inject_ready(
+    obj: &Value,
+    kind: Kind,
+    ready: &Ready,
+    allow_mixed_mode: bool,
+) -> Result<Injection, InjectError> {
     // Every patch below (at least the fingerprint annotation) addresses a member
     // of the document, which only a JSON object has.
     as_object(obj, "/")?;
-    let fingerprint = settings.fingerprint();
+    let fingerprint = &ready.fingerprint;
     let previous = crate::target::annotation(obj, INJECTED_ANNOTATION);
     let mut plan = Plan {
         replace_ours: previous.is_some(),
@@ -96,16 +108,20 @@ pub fn inject(
         // entries that a later injection would then treat as its own.
         return Ok(Injection::default());
     }
-    for (template, want) in templates.iter().zip(wanted_for(&templates, settings)) {
-        plan.template(obj, template, want)?;
+    for template in &templates {
+        plan.template(obj, template, ready.wanted(template.role).clone())?;
     }
-    plan.conflicts
-        .extend(override_conflicts(obj, kind, settings, allow_mixed_mode));
+    plan.conflicts.extend(override_conflicts_with(
+        obj,
+        kind,
+        ready.wanted(Role::Application),
+        allow_mixed_mode,
+    ));
     if !plan.conflicts.is_empty() {
         return Err(InjectError::Conflicts(plan.conflicts));
     }
     if previous != Some(fingerprint.as_str()) {
-        plan.annotate(obj, &fingerprint);
+        plan.annotate(obj, fingerprint);
     }
     Ok(Injection {
         patch: plan.ops,
@@ -123,11 +139,25 @@ pub fn override_conflicts(
     settings: &TlsSettings,
     allow_mixed_mode: bool,
 ) -> Vec<Conflict> {
+    override_conflicts_with(
+        obj,
+        kind,
+        &wanted(settings, Role::Application),
+        allow_mixed_mode,
+    )
+}
+
+/// [`override_conflicts`] against an application template's wanted entries.
+fn override_conflicts_with(
+    obj: &Value,
+    kind: Kind,
+    want: &Wanted,
+    allow_mixed_mode: bool,
+) -> Vec<Conflict> {
     let pointers = override_templates(kind, obj);
     if pointers.is_empty() {
         return Vec::new();
     }
-    let want = wanted(settings, Role::Application);
     let mut plan = Plan {
         allow_mixed_mode,
         ..Plan::default()
@@ -167,23 +197,6 @@ pub fn override_conflicts(
         c.what = format!("profile override of the injected {}", c.what);
     }
     plan.conflicts
-}
-
-/// What each template wants. Built once per distinct [`Wanted`] and copied for
-/// the other templates (a VespaSet's two templates want the same unless ingress
-/// TLS is on): building is the costly part, a copy hashes nothing.
-fn wanted_for(templates: &[Template], settings: &TlsSettings) -> Vec<Wanted> {
-    let same = |a: Role, b: Role| a == b || settings.ingress.is_none();
-    let mut out: Vec<Wanted> = Vec::with_capacity(templates.len());
-    for (i, t) in templates.iter().enumerate() {
-        let built = templates[..i].iter().position(|p| same(p.role, t.role));
-        let want = match built {
-            Some(j) => out[j].clone(),
-            None => wanted(settings, t.role),
-        };
-        out.push(want);
-    }
-    out
 }
 
 #[derive(Default)]

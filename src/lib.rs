@@ -23,6 +23,7 @@ pub mod namespaces;
 pub mod offline;
 pub mod policy;
 pub mod projection;
+pub mod ready;
 pub mod settings;
 pub mod target;
 pub mod validate;

@@ -62,6 +62,7 @@ use crate::metrics::{self, Metrics, Outcome, ReadinessCheck};
 use crate::namespace_view::{NamespaceSource, NamespaceView, NamespaceViewError};
 use crate::policy::NamespaceMeta;
 use crate::policy_watch::{PolicyError, PolicyHandle, PolicySource, PolicyWatch};
+use crate::ready::ReadyMemo;
 use crate::tls::{CertStore, TlsError};
 
 /// Largest admission request body accepted: 4 MiB + 64 KiB, so a review carrying
@@ -172,6 +173,8 @@ struct App {
     certs: Arc<CertStore>,
     read_timeout: Duration,
     limits: Limits,
+    /// Each namespace's settings, derived once per policy and annotations.
+    ready: Arc<ReadyMemo>,
 }
 
 /// The in-flight bounds: request slots, and body bytes in KiB permits.
@@ -322,6 +325,7 @@ impl Server {
             certs,
             read_timeout: config.read_timeout,
             limits: Limits::new(config.max_in_flight, config.max_in_flight_body_bytes),
+            ready: Arc::default(),
         };
         let token = CancellationToken::new();
         let tracker = TaskTracker::new();
@@ -735,11 +739,11 @@ async fn admit(app: &App, endpoint: Endpoint, req: Request) -> Response {
     };
     drop(body);
     let decision = match review.namespace() {
-        None => decide(endpoint, &review, &app.policy, None),
+        None => decide(app, endpoint, &review, None),
         Some(name) => match app.namespaces.lookup(name).await {
             Ok(found) => {
                 let ns = found.unwrap_or_else(|| NamespaceMeta::named(name));
-                decide(endpoint, &review, &app.policy, Some(&ns))
+                decide(app, endpoint, &review, Some(&ns))
             }
             Err(e) => Some(Decision::unavailable(&e.to_string())),
         },
@@ -783,14 +787,16 @@ async fn admit(app: &App, endpoint: Endpoint, req: Request) -> Response {
 /// The pure decision, shielded: a panic in it is answered 500, never unwinds
 /// into the connection.
 fn decide(
+    app: &App,
     endpoint: Endpoint,
     review: &Review,
-    policy: &PolicyHandle,
     ns: Option<&NamespaceMeta>,
 ) -> Option<Decision> {
-    let policy = policy.current();
+    let policy = app.policy.current();
     std::panic::catch_unwind(AssertUnwindSafe(|| {
-        admission::decide(endpoint, review, &policy, ns)
+        admission::decide_with(endpoint, review, &policy, ns, &|ns| {
+            app.ready.get(&policy, ns)
+        })
     }))
     .ok()
 }
