@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use crate::fixtures::{user_vespaset, vespaset_review};
+use serde_json::Value;
+
+use crate::fixtures::{apply, user_vespaset, vespaset_review};
 use crate::support::{Harness, Options, eventually, metric, write_atomic};
 
 const FAILURES: &str = r#"vespa_tls_webhook_policy_reloads_total{result="failure"}"#;
@@ -110,4 +112,97 @@ async fn namespaces_file_changes_apply() {
     )
     .await;
     assert!(plain_is_injected(&h).await);
+}
+
+/// The `csi.cert-manager.io/duration` that `/mutate` gives every CSI volume of
+/// a VespaSet in namespace `vespa`, or the denial's message.
+async fn vespa_duration(h: &Harness) -> Result<String, String> {
+    fn durations(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(Value::String(d)) = m.get("csi.cert-manager.io/duration") {
+                    out.push(d.clone());
+                }
+                m.values().for_each(|v| durations(v, out));
+            }
+            Value::Array(a) => a.iter().for_each(|v| durations(v, out)),
+            _ => {}
+        }
+    }
+    let object = user_vespaset();
+    let response = h
+        .admit(
+            "/mutate",
+            &vespaset_review(object.clone(), "vespa", "CREATE"),
+        )
+        .await;
+    if response["allowed"] != true {
+        return Err(response["status"]["message"].to_string());
+    }
+    let mut found = Vec::new();
+    durations(&apply(&object, &response), &mut found);
+    assert!(!found.is_empty(), "no CSI volume in {response}");
+    assert!(found.iter().all(|d| *d == found[0]), "{found:?}");
+    Ok(found[0].clone())
+}
+
+/// The server keeps each namespace's settings between reviews
+/// (`ready::ReadyMemo`): a new policy and a changed namespace annotation must
+/// still apply to the very next review after they are loaded.
+#[tokio::test]
+async fn settings_follow_policy_and_annotation_changes() {
+    let h = Harness::start(Options {
+        policy: Some("defaultMode: disabled\n".into()),
+        ..Options::default()
+    })
+    .await;
+    let hr = &h;
+    assert_eq!(vespa_duration(&h).await, Ok("720h".into()));
+    assert_eq!(vespa_duration(&h).await, Ok("720h".into()), "asked again");
+
+    write_atomic(&h.policy_path, "defaults:\n  duration: 480h\n");
+    eventually(
+        "the policy's default duration applies",
+        Duration::from_secs(2),
+        || async move { vespa_duration(hr).await == Ok("480h".into()) },
+    )
+    .await;
+
+    let namespaces = std::fs::read_to_string(&h.namespaces_path).unwrap();
+    let annotated = |value: &str| {
+        namespaces.replace(
+            "    name: vespa\n    labels: {tls.vespa.ai/injection: enabled}\n",
+            &format!(
+                "    name: vespa\n    labels: {{tls.vespa.ai/injection: enabled}}\n    annotations: {{tls.vespa.ai/duration: {value}}}\n"
+            ),
+        )
+    };
+    write_atomic(&h.namespaces_path, &annotated("240h"));
+    eventually(
+        "the namespace's annotation applies",
+        Duration::from_secs(2),
+        || async move { vespa_duration(hr).await == Ok("240h".into()) },
+    )
+    .await;
+
+    write_atomic(&h.namespaces_path, &annotated("soon"));
+    eventually(
+        "an invalid annotation is refused",
+        Duration::from_secs(2),
+        || async move {
+            vespa_duration(hr)
+                .await
+                .is_err_and(|m| m.contains("tls.vespa.ai/duration") && m.contains("soon"))
+        },
+    )
+    .await;
+
+    // The annotation removed: the policy's default again.
+    write_atomic(&h.namespaces_path, &namespaces);
+    eventually(
+        "the annotation's removal applies",
+        Duration::from_secs(2),
+        || async move { vespa_duration(hr).await == Ok("480h".into()) },
+    )
+    .await;
 }
