@@ -14,7 +14,6 @@ use axum::routing::get;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-use crate::fixtures::{user_vespaset, vespaset_review};
 use crate::support::{Harness, Options, eventually, metric};
 
 struct Fake {
@@ -93,8 +92,7 @@ async fn get_one(State(fake): State<Arc<Fake>>, Path(name): Path<String>) -> Res
 }
 
 async fn injected(h: &Harness, ns: &str) -> Value {
-    h.admit("/mutate", &vespaset_review(user_vespaset(), ns, "CREATE"))
-        .await
+    h.mutate_user_vespaset(ns).await.1
 }
 
 #[tokio::test]

@@ -35,13 +35,7 @@ async fn step5_golden_with_ingress_issuer_annotation() {
         ..Options::default()
     })
     .await;
-    let object = user_vespaset();
-    let response = h
-        .admit(
-            "/mutate",
-            &vespaset_review(object.clone(), "vespa", "CREATE"),
-        )
-        .await;
+    let (object, response) = h.mutate_user_vespaset("vespa").await;
     assert_eq!(response["allowed"], true, "{response}");
     let injected = strip_injected(apply(&object, &response));
     assert_eq!(
@@ -76,13 +70,7 @@ async fn v1beta1_is_answered_in_v1beta1() {
 #[tokio::test]
 async fn injected_output_is_left_alone() {
     let h = Harness::start(Options::default()).await;
-    let object = user_vespaset();
-    let first = h
-        .admit(
-            "/mutate",
-            &vespaset_review(object.clone(), "vespa", "CREATE"),
-        )
-        .await;
+    let (object, first) = h.mutate_user_vespaset("vespa").await;
     let injected = apply(&object, &first);
     let again = h
         .admit("/mutate", &vespaset_review(injected, "vespa", "UPDATE"))
@@ -100,9 +88,7 @@ async fn unlabelled_unknown_and_own_namespaces_are_untouched() {
     // `plain` has no label, `nowhere` does not exist, `webhook-system` is the
     // webhook's own namespace (labelled enabled, but always excluded).
     for ns in ["plain", "nowhere", "webhook-system"] {
-        let response = h
-            .admit("/mutate", &vespaset_review(user_vespaset(), ns, "CREATE"))
-            .await;
+        let (_, response) = h.mutate_user_vespaset(ns).await;
         assert_eq!(response["allowed"], true, "{ns}: {response}");
         assert!(response.get("patch").is_none(), "{ns}: {response}");
     }

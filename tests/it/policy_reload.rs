@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::fixtures::{apply, user_vespaset, vespaset_review};
+use crate::fixtures::apply;
 use crate::support::{Harness, Options, eventually, metric, write_atomic};
 
 const FAILURES: &str = r#"vespa_tls_webhook_policy_reloads_total{result="failure"}"#;
@@ -13,12 +13,7 @@ const SUCCESSES: &str = r#"vespa_tls_webhook_policy_reloads_total{result="succes
 
 /// Whether a VespaSet in the unlabelled namespace `plain` gets patched.
 async fn plain_is_injected(h: &Harness) -> bool {
-    let response = h
-        .admit(
-            "/mutate",
-            &vespaset_review(user_vespaset(), "plain", "CREATE"),
-        )
-        .await;
+    let (_, response) = h.mutate_user_vespaset("plain").await;
     assert_eq!(response["allowed"], true, "{response}");
     response.get("patch").is_some()
 }
@@ -62,12 +57,7 @@ async fn policy_changes_apply_and_invalid_files_keep_the_last_good_policy() {
     assert!(plain_is_injected(&h).await, "last good policy must stay");
 
     // The webhook's own namespace stays excluded after reloads.
-    let own = h
-        .admit(
-            "/mutate",
-            &vespaset_review(user_vespaset(), "webhook-system", "CREATE"),
-        )
-        .await;
+    let (_, own) = h.mutate_user_vespaset("webhook-system").await;
     assert!(own.get("patch").is_none(), "{own}");
 
     // Back to disabled.
@@ -129,13 +119,7 @@ async fn vespa_duration(h: &Harness) -> Result<String, String> {
             _ => {}
         }
     }
-    let object = user_vespaset();
-    let response = h
-        .admit(
-            "/mutate",
-            &vespaset_review(object.clone(), "vespa", "CREATE"),
-        )
-        .await;
+    let (object, response) = h.mutate_user_vespaset("vespa").await;
     if response["allowed"] != true {
         return Err(response["status"]["message"].to_string());
     }

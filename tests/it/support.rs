@@ -286,6 +286,14 @@ impl Harness {
         answer["response"].clone()
     }
 
+    /// `/mutate` a CREATE of the seed's user VespaSet (Step 4 without TLS) in
+    /// `ns`: the object sent and the `response`.
+    pub async fn mutate_user_vespaset(&self, ns: &str) -> (Value, Value) {
+        let object = crate::fixtures::user_vespaset();
+        let review = crate::fixtures::vespaset_review(object.clone(), ns, "CREATE");
+        (object, self.admit("/mutate", &review).await)
+    }
+
     pub async fn get(&self, path: &str) -> (u16, String) {
         let r = self.client.get(self.url(path)).send().await.unwrap();
         let status = r.status().as_u16();
