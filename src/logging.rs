@@ -102,14 +102,15 @@ struct JsonFields<'a, 'w> {
 }
 
 impl JsonFields<'_, '_> {
+    /// `,"name":` then `value`; after a write error, nothing more.
     fn field(&mut self, field: &Field, value: impl FnOnce(&mut Writer<'_>) -> fmt::Result) {
         if self.result.is_ok() {
-            self.result = (|| {
-                self.w.write_char(',')?;
-                write_json_str(self.w, field.name())?;
-                self.w.write_char(':')?;
-                value(self.w)
-            })();
+            self.result = self
+                .w
+                .write_char(',')
+                .and_then(|()| write_json_str(self.w, field.name()))
+                .and_then(|()| self.w.write_char(':'))
+                .and_then(|()| value(self.w));
         }
     }
 }

@@ -93,6 +93,13 @@ struct Memo {
     namespaces: HashMap<String, Entry>,
 }
 
+impl Memo {
+    /// Whether the entries were derived under `policy` (the same `Arc`).
+    fn is_for(&self, policy: &Arc<ClusterPolicy>) -> bool {
+        self.policy.as_ref().is_some_and(|p| Arc::ptr_eq(p, policy))
+    }
+}
+
 #[derive(Debug)]
 struct Entry {
     /// The namespace's annotations that settings read, in key order.
@@ -118,7 +125,7 @@ impl ReadyMemo {
 
     fn lookup(&self, policy: &Arc<ClusterPolicy>, ns: &NamespaceMeta) -> Option<Arc<ReadyResult>> {
         let memo = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if !memo.policy.as_ref().is_some_and(|p| Arc::ptr_eq(p, policy)) {
+        if !memo.is_for(policy) {
             return None;
         }
         let entry = memo.namespaces.get(&ns.name)?;
@@ -132,7 +139,7 @@ impl ReadyMemo {
 
     fn store(&self, policy: &Arc<ClusterPolicy>, ns: &NamespaceMeta, ready: &Arc<ReadyResult>) {
         let mut memo = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if !memo.policy.as_ref().is_some_and(|p| Arc::ptr_eq(p, policy)) {
+        if !memo.is_for(policy) {
             memo.policy = Some(policy.clone());
             memo.namespaces.clear();
         }
