@@ -102,6 +102,10 @@ pub struct ServeArgs {
     /// Time to read a request's headers and body before the connection is dropped (seconds).
     #[arg(long, env = "VTW_READ_TIMEOUT", default_value_t = 3)]
     pub read_timeout_secs: u64,
+    /// How long a keep-alive connection may sit idle between requests (seconds); keep it
+    /// above the apiserver's 90 s, so that the apiserver, not the webhook, closes it.
+    #[arg(long, env = "VTW_IDLE_TIMEOUT", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub idle_timeout_secs: u64,
     /// Admission requests read and decided at once; more wait up to 1 s, then get 503.
     #[arg(long, env = "VTW_MAX_IN_FLIGHT", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub max_in_flight: u64,

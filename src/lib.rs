@@ -33,6 +33,8 @@ pub mod webhook_config;
 #[cfg(feature = "server")]
 pub mod cli;
 #[cfg(feature = "server")]
+pub mod conn_timer;
+#[cfg(feature = "server")]
 pub mod controller;
 #[cfg(feature = "server")]
 pub mod dev;

@@ -10,15 +10,18 @@
 //!
 //! An optional plain-HTTP listener (`--metrics-addr`) serves the last three.
 //!
-//! Each connection is its own task: the TLS handshake and the request headers must
-//! arrive within the read timeout, and so must each request body, so a slow client
-//! cannot pin a connection.
+//! Each connection is its own task: the TLS handshake must arrive within the read
+//! timeout, a request's headers within the read timeout of their first byte (a new
+//! connection's from the handshake), and each request body within the read
+//! timeout, so a slow client cannot pin a connection. Between requests a
+//! keep-alive connection may sit idle for the idle timeout (120 s), longer than
+//! the apiserver keeps it ([`crate::conn_timer`]).
 //!
 //! On shutdown the listeners close at once (new connections are refused), and every
 //! response from then on carries `Connection: close`: a connection finishes the
 //! request it is serving and closes; an idle keep-alive connection is answered its
-//! next request (with `Connection: close`) or closed at its idle timeout (the read
-//! timeout), whichever comes first. Idle connections are not cut at the signal,
+//! next request (with `Connection: close`) or closed a read timeout after the
+//! signal, whichever comes first. Idle connections are not cut at the signal,
 //! because a client may be sending a request on one at that very moment, and a
 //! POST that was sent cannot be retried safely (the apiserver would fail the
 //! call). [`RunningServer::shutdown`] returns when every connection is done or the
@@ -57,6 +60,7 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use crate::admission::{self, Decision, Endpoint, Review};
+use crate::conn_timer::Timed;
 use crate::file_watch::Tasks;
 use crate::metrics::{self, Metrics, Outcome, ReadinessCheck};
 use crate::namespace_view::{NamespaceSource, NamespaceView, NamespaceViewError};
@@ -101,10 +105,14 @@ pub struct ServerConfig {
     pub policy: PolicySource,
     /// Where namespace labels come from.
     pub namespaces: NamespaceSource,
-    /// Time allowed for the TLS handshake plus request headers, and again for a
-    /// request body (`--read-timeout-secs`). Idle keep-alive connections are closed
-    /// after it too.
+    /// Time allowed for the TLS handshake, for a request's headers from their first
+    /// byte (a new connection's from the handshake), and for a request body
+    /// (`--read-timeout-secs`).
     pub read_timeout: Duration,
+    /// How long a keep-alive connection may sit idle between requests
+    /// (`--idle-timeout-secs`): longer than the apiserver's 90 s, so that it is the
+    /// client that ends an idle connection ([`crate::conn_timer`]).
+    pub idle_timeout: Duration,
     /// How often certificate, policy and namespaces files are checked for changes.
     pub reload_interval: Duration,
     /// How long [`RunningServer::shutdown`] waits for open connections.
@@ -120,7 +128,7 @@ pub struct ServerConfig {
 
 impl ServerConfig {
     /// Defaults: no metrics listener, built-in policy, in-cluster namespaces, 3 s
-    /// read timeout, 500 ms reload interval, 20 s shutdown timeout, 64 admission
+    /// read timeout, 120 s idle timeout, 500 ms reload interval, 20 s shutdown timeout, 64 admission
     /// requests / 16 MiB of bodies in flight, namespace view stale after 60 s.
     pub fn new(addr: SocketAddr, tls_cert: PathBuf, tls_key: PathBuf) -> Self {
         ServerConfig {
@@ -131,6 +139,7 @@ impl ServerConfig {
             policy: PolicySource::default(),
             namespaces: NamespaceSource::Cluster { kubeconfig: None },
             read_timeout: Duration::from_secs(3),
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
             reload_interval: Duration::from_millis(500),
             shutdown_timeout: Duration::from_secs(20),
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
@@ -139,6 +148,10 @@ impl ServerConfig {
         }
     }
 }
+
+/// The default idle timeout of a keep-alive connection: above the 90 s for which
+/// the apiserver (Go's `http.Transport`) keeps idle connections.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -331,6 +344,7 @@ impl Server {
         let tracker = TaskTracker::new();
         let conn = ConnSettings {
             read_timeout: config.read_timeout,
+            idle_timeout: config.idle_timeout.max(config.read_timeout),
             token: token.clone(),
             tracker: tracker.clone(),
         };
@@ -405,6 +419,7 @@ impl Drop for RunningServer {
 #[derive(Clone)]
 struct ConnSettings {
     read_timeout: Duration,
+    idle_timeout: Duration,
     token: CancellationToken,
     tracker: TaskTracker,
 }
@@ -471,13 +486,17 @@ async fn serve_http<S>(stream: S, router: Router, conn: ConnSettings)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    // hyper's one timer runs from a response to the next request's headers: the
+    // idle timeout. The read timeout for the headers themselves, from their first
+    // byte, and the idle close at shutdown are `Timed`'s.
+    let stream = Timed::new(stream, conn.read_timeout, conn.token.clone());
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(conn.read_timeout)
+        .header_read_timeout(conn.idle_timeout)
         .keep_alive(true);
     // Once shutdown has begun, every answer closes its connection (hyper honours
-    // the header); idle connections end at their idle timeout.
+    // the header); idle connections end a read timeout after the signal.
     let token = conn.token.clone();
     let service = ServiceExt::<Request<hyper::body::Incoming>>::map_response(
         router,

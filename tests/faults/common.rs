@@ -180,13 +180,9 @@ pub fn client(tls: rustls::ClientConfig, conn: Conn) -> reqwest::Client {
     if conn == Conn::NewPerRequest {
         b = b.pool_max_idle_per_host(0);
     } else {
-        // The server closes a keep-alive connection idle for its read timeout
-        // (3 s). A client that reuses one at that very moment has it closed under
-        // its request — a race of every HTTP/1.1 client whose idle timeout is the
-        // longer one (README "Failure modes"; one of 120,000 soak requests hit it).
-        // These clients let go of idle connections first, as a client of this
-        // server should, so that a failure counted here is the server's.
-        b = b.pool_idle_timeout(Duration::from_secs(1));
+        // reqwest's own idle timeout, 90 s like the apiserver's: the server keeps
+        // idle connections longer (120 s), so it never closes one under a request.
+        b = b.pool_idle_timeout(Duration::from_secs(90));
     }
     b.build().unwrap()
 }

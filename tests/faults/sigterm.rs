@@ -1,6 +1,6 @@
 //! SIGTERM to the real binary under load: requests in flight complete, every
-//! keep-alive connection is told `Connection: close` (or closed at its idle
-//! timeout), new connections are refused, and the process exits well within the
+//! keep-alive connection is told `Connection: close` (or closed a read timeout
+//! after the signal), new connections are refused, and the process exits well within the
 //! 30 s grace period.
 
 use std::time::{Duration, Instant};
@@ -12,7 +12,8 @@ use crate::common::{
     validate_enforced_denied,
 };
 
-/// `--read-timeout-secs` of the server under test (also its keep-alive idle timeout).
+/// `--read-timeout-secs` of the server under test: how long after the signal an idle
+/// keep-alive connection is kept for a last request.
 const READ_TIMEOUT: Duration = Duration::from_secs(3);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -86,7 +87,7 @@ async fn sigterm_under_load_completes_in_flight_requests_and_closes_keep_alive()
     assert_eq!(r.status, 200);
     assert!(r.closes(), "{}", r.head);
     assert!(closed_within(&mut reused, Duration::from_secs(1)).await.0);
-    // One never used again is closed at its idle timeout.
+    // One never used again is closed a read timeout after the signal.
     let (closed, bytes) = closed_within(&mut unused, READ_TIMEOUT + Duration::from_secs(2)).await;
     assert!(closed && bytes.is_empty(), "idle connection: {bytes:?}");
 
@@ -104,7 +105,7 @@ async fn sigterm_under_load_completes_in_flight_requests_and_closes_keep_alive()
         failures.len()
     );
     assert!(status.success(), "exit status {status}");
-    // Idle connections end at their idle timeout; nothing else holds it up.
+    // Idle connections end a read timeout after the signal; nothing else holds it up.
     assert!(
         exit_after < READ_TIMEOUT + Duration::from_secs(3),
         "exit took {exit_after:?}"

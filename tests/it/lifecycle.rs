@@ -2,7 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
 use vespa_tls_webhook::namespace_view::NamespaceSource;
 use vespa_tls_webhook::policy_watch::PolicySource;
 use vespa_tls_webhook::server::{Server, ServerConfig};
@@ -195,18 +197,36 @@ async fn slow_clients_are_cut_off() {
         "body: closed after {took:?}"
     );
 
-    // An idle keep-alive connection is closed too.
+    // A new connection that sends nothing at all.
+    let mut tls = h.tls_connect().await.unwrap();
+    let start = Instant::now();
+    let answer = read_until_close(&mut tls, Duration::from_secs(5)).await;
+    let took = start.elapsed();
+    assert!(answer.is_empty(), "{answer}");
+    assert!(
+        took < Duration::from_millis(2500),
+        "silent: closed after {took:?}"
+    );
+
+    // Headers that stall on a keep-alive connection that was idle for longer than
+    // the read timeout: their deadline runs from their first byte.
     let mut tls = h.tls_connect().await.unwrap();
     tls.write_all(b"GET /healthz HTTP/1.1\r\nhost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let first = read_http_response(&mut tls).await;
+    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    tls.write_all(b"POST /mutate HTTP/1.1\r\nhost: localhost\r\n")
         .await
         .unwrap();
     let start = Instant::now();
     let answer = read_until_close(&mut tls, Duration::from_secs(5)).await;
     let took = start.elapsed();
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.is_empty(), "{answer}");
     assert!(
-        took < Duration::from_millis(2500),
-        "idle: closed after {took:?}"
+        took > Duration::from_millis(800) && took < Duration::from_millis(2500),
+        "stalled headers after idle: closed after {took:?}"
     );
 
     let response = h
@@ -255,4 +275,81 @@ async fn graceful_shutdown_completes_the_in_flight_request() {
         .expect("shutdown completes")
         .unwrap();
     assert!(finished, "every connection finished");
+}
+
+/// Read one HTTP/1.1 response (head and `content-length` body) without waiting
+/// for the connection to close.
+async fn read_http_response(tls: &mut TlsStream<TcpStream>) -> String {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let n = tls.read(&mut buf).await.unwrap();
+            assert!(
+                n > 0,
+                "closed mid-response: {}",
+                String::from_utf8_lossy(&out)
+            );
+            out.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&out);
+            if let Some(end) = text.find("\r\n\r\n") {
+                let length = text[..end]
+                    .lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case("content-length")
+                            .then(|| v.trim().parse::<usize>().ok())?
+                    })
+                    .unwrap_or(0);
+                if out.len() >= end + 4 + length {
+                    return;
+                }
+            }
+        }
+    })
+    .await
+    .expect("a response within 5 s");
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The apiserver keeps an idle connection 90 s and does not retry a POST that
+/// fails because the webhook closed it at that moment: a keep-alive connection
+/// outlives the read timeout while idle and is closed at the idle timeout.
+#[tokio::test]
+async fn idle_keep_alive_connections_last_until_the_idle_timeout() {
+    let h = Harness::start(Options {
+        read_timeout: Duration::from_secs(1),
+        idle_timeout: Some(Duration::from_secs(3)),
+        ..Options::default()
+    })
+    .await;
+    let body = serde_json::to_vec(&vespaset_review(user_vespaset(), "vespa", "CREATE")).unwrap();
+    let head = format!(
+        "POST /mutate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    let mut tls = h.tls_connect().await.unwrap();
+    for round in 0..2 {
+        // Idle for twice the read timeout before the second review.
+        if round == 1 {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+        tls.write_all(head.as_bytes()).await.unwrap();
+        tls.write_all(&body).await.unwrap();
+        let answer = read_http_response(&mut tls).await;
+        assert!(
+            answer.starts_with("HTTP/1.1 200"),
+            "round {round}: {answer}"
+        );
+        assert!(answer.contains("\"patchType\":\"JSONPatch\""), "{answer}");
+        assert!(!answer.to_ascii_lowercase().contains("connection: close"));
+    }
+    let start = Instant::now();
+    let rest = read_until_close(&mut tls, Duration::from_secs(6)).await;
+    let took = start.elapsed();
+    assert!(rest.is_empty(), "{rest}");
+    assert!(
+        took > Duration::from_millis(2500) && took < Duration::from_millis(4500),
+        "closed after {took:?} idle (idle timeout 3 s)"
+    );
 }

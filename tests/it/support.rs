@@ -138,6 +138,8 @@ pub struct Options {
     pub pair: Option<Pair>,
     pub metrics_listener: bool,
     pub read_timeout: Duration,
+    /// Keep-alive idle timeout (default: the server's, 120 s).
+    pub idle_timeout: Option<Duration>,
     /// Serve cert and key through a Kubernetes-style `..data` symlink.
     pub symlinked: bool,
     /// Read namespaces from this cluster instead of the namespaces file.
@@ -154,6 +156,7 @@ impl Default for Options {
             pair: None,
             metrics_listener: false,
             read_timeout: Duration::from_secs(3),
+            idle_timeout: None,
             symlinked: false,
             cluster: None,
             namespace_stale_after: None,
@@ -220,6 +223,9 @@ impl Harness {
             None => NamespaceSource::File(namespaces_path.clone()),
         };
         config.read_timeout = opts.read_timeout;
+        if let Some(idle) = opts.idle_timeout {
+            config.idle_timeout = idle;
+        }
         if let Some(bound) = opts.namespace_stale_after {
             config.namespace_stale_after = bound;
         }

@@ -1,0 +1,332 @@
+//! The two clocks of one keep-alive connection: how long it may sit idle between
+//! requests, and how long a request's headers may take once they have started.
+//!
+//! hyper has one timer for both (`header_read_timeout` runs from the end of a
+//! response to the end of the next request's headers). With it set to the read
+//! timeout (3 s) the webhook closed every connection idle for 3 s, while the
+//! apiserver keeps idle connections for 90 s and does not retry a POST: a review
+//! sent on a connection at the moment the webhook closed it failed, and every
+//! review after a quiet spell of 3 s paid a new TCP and TLS handshake.
+//!
+//! So hyper's timer is given the idle timeout (`--idle-timeout-secs`, 120 s by
+//! default, longer than the apiserver's 90 s so that the client, not the server,
+//! ends an idle connection), and [`Timed`], wrapped around the connection's
+//! stream, keeps the read timeout for the part a slow client could stretch:
+//!
+//! | the connection is | [`Timed`] |
+//! |---|---|
+//! | new (accepted, TLS done) | the first request's headers must end within the read timeout |
+//! | idle (a response was written) | no limit of its own (hyper's idle timeout) |
+//! | receiving a request (a byte after idle) | its headers, up to the blank line, must end within the read timeout of that first byte |
+//! | past the headers | nothing: the handler times the body (and answers 408) |
+//! | idle when shutdown begins | closed if no request starts within the read timeout |
+//!
+//! A read that would wait past the headers' deadline fails with
+//! [`std::io::ErrorKind::TimedOut`], which ends the connection as hyper's own
+//! timer would; an idle connection at shutdown reads as closed by the client.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+
+/// Where the connection is in its request/response cycle, as far as its bytes show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Reading a request's headers against the deadline; `line`: where the
+    /// last byte read left the current line.
+    Headers { line: Line },
+    /// Past the headers: the body and the answer are the handler's to time.
+    Request,
+    /// A response was written; waiting for the next request without a limit.
+    Idle,
+    /// Idle when shutdown began: closed at the deadline unless a request starts.
+    Closing,
+}
+
+/// Where in a header line the bytes read so far end. The headers end with an
+/// empty line: a line feed at the start of a line, after an optional carriage
+/// return (`\r\n\r\n`, or `\n\n` as httparse also accepts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Line {
+    /// Within a line (or before the first).
+    Within,
+    /// Just after a line feed.
+    Start,
+    /// A carriage return at the start of a line.
+    StartCr,
+}
+
+/// A connection's stream with the headers' deadline and shutdown's idle close.
+pub struct Timed<S> {
+    inner: S,
+    read_timeout: Duration,
+    phase: Phase,
+    /// The deadline of `Headers` and `Closing`.
+    deadline: Pin<Box<Sleep>>,
+    /// Resolves when shutdown begins.
+    shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
+}
+
+impl<S> Timed<S> {
+    /// Wrap a newly accepted connection: its first request's headers are due
+    /// within `read_timeout` from now.
+    pub fn new(inner: S, read_timeout: Duration, shutdown: CancellationToken) -> Self {
+        Timed {
+            inner,
+            read_timeout,
+            phase: Phase::Headers { line: Line::Within },
+            deadline: Box::pin(tokio::time::sleep(read_timeout)),
+            shutdown: Box::pin(shutdown.cancelled_owned()),
+        }
+    }
+
+    /// Follow the request/response cycle through bytes just read.
+    fn read_bytes(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        let mut line = match self.phase {
+            Phase::Headers { line } => line,
+            Phase::Idle | Phase::Closing => {
+                // The first byte of a request: its headers are due from now.
+                self.deadline
+                    .as_mut()
+                    .reset(Instant::now() + self.read_timeout);
+                Line::Within
+            }
+            Phase::Request => return,
+        };
+        for &b in bytes {
+            line = match (line, b) {
+                (Line::Start | Line::StartCr, b'\n') => {
+                    self.phase = Phase::Request;
+                    return;
+                }
+                (_, b'\n') => Line::Start,
+                (Line::Start, b'\r') => Line::StartCr,
+                _ => Line::Within,
+            };
+        }
+        self.phase = Phase::Headers { line };
+    }
+
+    /// A response (or part of one) was written: the request is over.
+    fn wrote(&mut self, n: usize) {
+        if n > 0 {
+            self.phase = Phase::Idle;
+        }
+    }
+
+    /// The read found nothing to read: whether the connection's time is up.
+    fn waiting(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.phase == Phase::Idle && self.shutdown.as_mut().poll(cx).is_ready() {
+            self.phase = Phase::Closing;
+            self.deadline
+                .as_mut()
+                .reset(Instant::now() + self.read_timeout);
+        }
+        match self.phase {
+            Phase::Headers { .. } => {
+                ready!(self.deadline.as_mut().poll(cx));
+                Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "request headers not received within the read timeout",
+                )))
+            }
+            Phase::Closing => {
+                ready!(self.deadline.as_mut().poll(cx));
+                // Read as the end of the stream: hyper closes the connection.
+                Poll::Ready(Ok(()))
+            }
+            Phase::Request | Phase::Idle => Poll::Pending,
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Timed<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        let before = buf.filled().len();
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                this.read_bytes(&buf.filled()[before..]);
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => this.waiting(cx),
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Timed<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let n = ready!(Pin::new(&mut self.inner).poll_write(cx, buf))?;
+        self.wrote(n);
+        Poll::Ready(Ok(n))
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let n = ready!(Pin::new(&mut self.inner).poll_write_vectored(cx, bufs))?;
+        self.wrote(n);
+        Poll::Ready(Ok(n))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, duplex};
+
+    const T: Duration = Duration::from_secs(3);
+
+    #[test]
+    fn the_headers_end_at_the_blank_line_even_split_across_reads() {
+        let (a, _b) = tokio::io::duplex(64);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let mut t = Timed::new(a, T, CancellationToken::new());
+            t.read_bytes(b"POST /mutate HTTP/1.1\r\nhost: x\r");
+            assert_eq!(t.phase, Phase::Headers { line: Line::Within });
+            t.read_bytes(b"\n\r");
+            assert_eq!(
+                t.phase,
+                Phase::Headers {
+                    line: Line::StartCr
+                }
+            );
+            t.read_bytes(b"\n{\"body\"");
+            assert_eq!(t.phase, Phase::Request);
+            // Body bytes that look like a blank line change nothing.
+            t.read_bytes(b"\r\n\r\n");
+            assert_eq!(t.phase, Phase::Request);
+            t.wrote(0);
+            assert_eq!(t.phase, Phase::Request);
+            t.wrote(10);
+            assert_eq!(t.phase, Phase::Idle);
+            // Bare line feeds end them too; a carriage return within a line does not.
+            t.read_bytes(b"GET / HTTP/1.1\nhost: x\r\n");
+            assert_eq!(t.phase, Phase::Headers { line: Line::Start });
+            t.read_bytes(b"\n");
+            assert_eq!(t.phase, Phase::Request);
+            t.wrote(1);
+            t.read_bytes(b"GET / HTTP/1.1\r\nx: \r\r\n");
+            assert_eq!(t.phase, Phase::Headers { line: Line::Start });
+        });
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_connection_waits_past_the_read_timeout_and_slow_headers_do_not() {
+        let (server, mut client) = duplex(1024);
+        let mut t = Timed::new(server, T, CancellationToken::new());
+        let mut buf = [0u8; 256];
+        client
+            .write_all(b"GET /healthz HTTP/1.1\r\n\r\n")
+            .await
+            .unwrap();
+        let n = t.read(&mut buf).await.unwrap();
+        assert!(n > 0);
+        t.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await.unwrap();
+        // Idle for ten read timeouts, then a request whose headers stall.
+        let client_side = async {
+            tokio::time::sleep(10 * T).await;
+            client
+                .write_all(b"POST /mutate HTTP/1.1\r\n")
+                .await
+                .unwrap();
+            client
+        };
+        let reader = async {
+            let first = t.read(&mut buf).await;
+            let started = Instant::now();
+            let second = t.read(&mut buf).await;
+            (first, second, started.elapsed())
+        };
+        let (_client, (first, second, waited)) = tokio::join!(client_side, reader);
+        assert_eq!(
+            first.unwrap(),
+            23,
+            "the request after the idle time is read"
+        );
+        let e = second.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(
+            waited, T,
+            "the headers' deadline runs from their first byte"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_new_connection_that_sends_nothing_times_out() {
+        let (server, _client) = duplex(64);
+        let mut t = Timed::new(server, T, CancellationToken::new());
+        let start = Instant::now();
+        let e = t.read(&mut [0u8; 16]).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(start.elapsed(), T);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn at_shutdown_an_idle_connection_closes_after_the_read_timeout_unless_used() {
+        for used in [false, true] {
+            let (server, mut client) = duplex(1024);
+            let token = CancellationToken::new();
+            let mut t = Timed::new(server, T, token.clone());
+            client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+            let mut buf = [0u8; 64];
+            assert_eq!(t.read(&mut buf).await.unwrap(), 18);
+            t.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await.unwrap();
+            let signal = async {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                token.cancel();
+                if used {
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+                }
+                client
+            };
+            let start = Instant::now();
+            let (_client, read) = tokio::join!(signal, t.read(&mut buf));
+            if used {
+                assert_eq!(read.unwrap(), 18, "a request just after the signal is read");
+                assert_eq!(start.elapsed(), Duration::from_secs(62));
+            } else {
+                assert_eq!(read.unwrap(), 0, "closed as if by the client");
+                assert_eq!(start.elapsed(), Duration::from_secs(60) + T);
+            }
+        }
+    }
+}
