@@ -18,8 +18,11 @@
 //! | new (accepted, TLS done) | the first request's headers must end within the read timeout |
 //! | idle (a response was written) | no limit of its own (hyper's idle timeout) |
 //! | receiving a request (a byte after idle) | its headers, up to the blank line, must end within the read timeout of that first byte |
-//! | past the headers | nothing: the handler times the body (and answers 408) |
+//! | past the headers | nothing: the handler times the body (and answers 408); an interim `100 Continue` does not end the request |
 //! | idle when shutdown begins | closed if no request starts within the read timeout |
+//!
+//! A request pipelined behind another (which the apiserver never does) is bounded
+//! by hyper's timer alone.
 //!
 //! A read that would wait past the headers' deadline fails with
 //! [`std::io::ErrorKind::TimedOut`], which ends the connection as hyper's own
@@ -47,6 +50,9 @@ enum Phase {
     /// Idle when shutdown began: closed at the deadline unless a request starts.
     Closing,
 }
+
+/// The interim answer to `Expect: 100-continue`.
+const CONTINUE: &[u8] = b"HTTP/1.1 100 ";
 
 /// Where in a header line the bytes read so far end. The headers end with an
 /// empty line: a line feed at the start of a line, after an optional carriage
@@ -115,9 +121,11 @@ impl<S> Timed<S> {
         self.phase = Phase::Headers { line };
     }
 
-    /// A response (or part of one) was written: the request is over.
-    fn wrote(&mut self, n: usize) {
-        if n > 0 {
+    /// `n` bytes of a response were written, starting with `first`: the request
+    /// is over — unless this is an interim `100 Continue`, after which the body
+    /// of the same request follows (timed by the handler).
+    fn wrote(&mut self, n: usize, first: &[u8]) {
+        if n > 0 && !first.starts_with(CONTINUE) {
             self.phase = Phase::Idle;
         }
     }
@@ -174,7 +182,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Timed<S> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let n = ready!(Pin::new(&mut self.inner).poll_write(cx, buf))?;
-        self.wrote(n);
+        self.wrote(n, buf);
         Poll::Ready(Ok(n))
     }
 
@@ -184,7 +192,11 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Timed<S> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let n = ready!(Pin::new(&mut self.inner).poll_write_vectored(cx, bufs))?;
-        self.wrote(n);
+        let first = bufs
+            .iter()
+            .find(|b| !b.is_empty())
+            .map_or(&[][..], |b| &b[..]);
+        self.wrote(n, first);
         Poll::Ready(Ok(n))
     }
 
@@ -233,16 +245,19 @@ mod tests {
             // Body bytes that look like a blank line change nothing.
             t.read_bytes(b"\r\n\r\n");
             assert_eq!(t.phase, Phase::Request);
-            t.wrote(0);
+            t.wrote(0, b"");
             assert_eq!(t.phase, Phase::Request);
-            t.wrote(10);
+            // An interim 100 Continue does not end the request; a response does.
+            t.wrote(25, b"HTTP/1.1 100 Continue\r\n\r\n");
+            assert_eq!(t.phase, Phase::Request);
+            t.wrote(10, b"HTTP/1.1 200 OK\r\n");
             assert_eq!(t.phase, Phase::Idle);
             // Bare line feeds end them too; a carriage return within a line does not.
             t.read_bytes(b"GET / HTTP/1.1\nhost: x\r\n");
             assert_eq!(t.phase, Phase::Headers { line: Line::Start });
             t.read_bytes(b"\n");
             assert_eq!(t.phase, Phase::Request);
-            t.wrote(1);
+            t.wrote(1, b"H");
             t.read_bytes(b"GET / HTTP/1.1\r\nx: \r\r\n");
             assert_eq!(t.phase, Phase::Headers { line: Line::Start });
         });
