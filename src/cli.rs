@@ -106,6 +106,10 @@ pub struct ServeArgs {
     /// above the apiserver's 90 s, so that the apiserver, not the webhook, closes it.
     #[arg(long, env = "VTW_IDLE_TIMEOUT", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub idle_timeout_secs: u64,
+    /// Idle keep-alive connections kept at most; when another connection arrives with this
+    /// many idle, the one idle longest is closed (about 20 KiB each).
+    #[arg(long, env = "VTW_MAX_IDLE_CONNECTIONS", default_value_t = 512, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_idle_connections: u64,
     /// Admission requests read and decided at once; more wait up to 1 s, then get 503.
     #[arg(long, env = "VTW_MAX_IN_FLIGHT", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub max_in_flight: u64,

@@ -20,6 +20,7 @@
 //! | receiving a request (a byte after idle) | its headers, up to the blank line, must end within the read timeout of that first byte |
 //! | past the headers | nothing: the handler times the body (and answers 408); an interim `100 Continue` does not end the request |
 //! | idle when shutdown begins | closed if no request starts within the read timeout |
+//! | idle longest when another connection arrives with [`IdleLimit`]'s maximum idle | closed |
 //!
 //! A request pipelined behind another (which the apiserver never does) is bounded
 //! by hyper's timer alone.
@@ -28,8 +29,10 @@
 //! [`std::io::ErrorKind::TimedOut`], which ends the connection as hyper's own
 //! timer would; an idle connection at shutdown reads as closed by the client.
 
+use std::collections::HashMap;
 use std::io;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -54,6 +57,102 @@ enum Phase {
 /// The interim answer to `Expect: 100-continue`.
 const CONTINUE: &[u8] = b"HTTP/1.1 100 ";
 
+/// The default of [`IdleLimit`] (`--max-idle-connections`): about 10 MiB of idle
+/// TLS connections, far more than the apiserver keeps open.
+pub const DEFAULT_MAX_IDLE: usize = 512;
+
+/// At most this many connections stay idle: when a connection arrives while the
+/// maximum are idle, the one idle longest is closed. Idle connections cost about
+/// 20 KiB each and are kept up to the idle timeout, so without a bound any client
+/// that can connect could hold memory by opening connections and going quiet.
+/// (Closing an idle connection can race a request sent on it at that moment —
+/// the reason idle connections are kept at all — so this is for abuse, and the
+/// bound is far above what the apiserver keeps.)
+#[derive(Debug)]
+pub struct IdleLimit {
+    max: usize,
+    conns: Mutex<Conns>,
+}
+
+#[derive(Debug, Default)]
+struct Conns {
+    next_id: u64,
+    /// Every open connection: since when it is idle (`None`: busy), and what
+    /// closes it.
+    open: HashMap<u64, (Option<Instant>, CancellationToken)>,
+}
+
+impl IdleLimit {
+    /// A bound of `max` idle connections (at least 1).
+    pub fn new(max: usize) -> Arc<IdleLimit> {
+        Arc::new(IdleLimit {
+            max: max.max(1),
+            conns: Mutex::default(),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Conns> {
+        // The map stays consistent whatever panicked while it was held.
+        self.conns.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A new connection: counted from now, busy. Closes the connection idle
+    /// longest if the maximum are idle.
+    pub fn register(self: &Arc<Self>) -> Registration {
+        let evict = CancellationToken::new();
+        let mut conns = self.lock();
+        let idle = conns.open.values().filter(|(since, _)| since.is_some());
+        if idle.count() >= self.max {
+            let longest = conns
+                .open
+                .iter()
+                .filter_map(|(id, (since, _))| since.map(|s| (s, *id)))
+                .min();
+            if let Some((_, id)) = longest
+                && let Some((_, token)) = conns.open.remove(&id)
+            {
+                tracing::debug!(max = self.max, "closing the connection idle longest");
+                token.cancel();
+            }
+        }
+        let id = conns.next_id;
+        conns.next_id += 1;
+        conns.open.insert(id, (None, evict.clone()));
+        Registration {
+            limit: self.clone(),
+            id,
+            evicted: Box::pin(evict.cancelled_owned()),
+        }
+    }
+
+    /// How many connections are open and how many of them idle.
+    pub fn counts(&self) -> (usize, usize) {
+        let conns = self.lock();
+        let idle = conns.open.values().filter(|(s, _)| s.is_some()).count();
+        (conns.open.len(), idle)
+    }
+
+    fn set_idle(&self, id: u64, since: Option<Instant>) {
+        if let Some(entry) = self.lock().open.get_mut(&id) {
+            entry.0 = since;
+        }
+    }
+}
+
+/// One connection's place in its [`IdleLimit`]; leaves it when dropped.
+#[derive(Debug)]
+pub struct Registration {
+    limit: Arc<IdleLimit>,
+    id: u64,
+    evicted: Pin<Box<WaitForCancellationFutureOwned>>,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.limit.lock().open.remove(&self.id);
+    }
+}
+
 /// Where in a header line the bytes read so far end. The headers end with an
 /// empty line: a line feed at the start of a line, after an optional carriage
 /// return (`\r\n\r\n`, or `\n\n` as httparse also accepts).
@@ -76,19 +175,37 @@ pub struct Timed<S> {
     deadline: Pin<Box<Sleep>>,
     /// Resolves when shutdown begins.
     shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
+    /// The connection's place among the idle ones.
+    registration: Registration,
 }
 
 impl<S> Timed<S> {
     /// Wrap a newly accepted connection: its first request's headers are due
     /// within `read_timeout` from now.
-    pub fn new(inner: S, read_timeout: Duration, shutdown: CancellationToken) -> Self {
+    pub fn new(
+        inner: S,
+        read_timeout: Duration,
+        shutdown: CancellationToken,
+        registration: Registration,
+    ) -> Self {
         Timed {
             inner,
             read_timeout,
             phase: Phase::Headers { line: Line::Within },
             deadline: Box::pin(tokio::time::sleep(read_timeout)),
             shutdown: Box::pin(shutdown.cancelled_owned()),
+            registration,
         }
+    }
+
+    fn set_phase(&mut self, phase: Phase) {
+        let was_idle = matches!(self.phase, Phase::Idle | Phase::Closing);
+        let idle = matches!(phase, Phase::Idle | Phase::Closing);
+        if was_idle != idle {
+            let r = &self.registration;
+            r.limit.set_idle(r.id, idle.then(Instant::now));
+        }
+        self.phase = phase;
     }
 
     /// Follow the request/response cycle through bytes just read.
@@ -110,7 +227,7 @@ impl<S> Timed<S> {
         for &b in bytes {
             line = match (line, b) {
                 (Line::Start | Line::StartCr, b'\n') => {
-                    self.phase = Phase::Request;
+                    self.set_phase(Phase::Request);
                     return;
                 }
                 (_, b'\n') => Line::Start,
@@ -118,7 +235,7 @@ impl<S> Timed<S> {
                 _ => Line::Within,
             };
         }
-        self.phase = Phase::Headers { line };
+        self.set_phase(Phase::Headers { line });
     }
 
     /// `n` bytes of a response were written, starting with `first`: the request
@@ -126,12 +243,17 @@ impl<S> Timed<S> {
     /// of the same request follows (timed by the handler).
     fn wrote(&mut self, n: usize, first: &[u8]) {
         if n > 0 && !first.starts_with(CONTINUE) {
-            self.phase = Phase::Idle;
+            self.set_phase(Phase::Idle);
         }
     }
 
     /// The read found nothing to read: whether the connection's time is up.
     fn waiting(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let idle = matches!(self.phase, Phase::Idle | Phase::Closing);
+        if idle && self.registration.evicted.as_mut().poll(cx).is_ready() {
+            // Closed to make room ([`IdleLimit`]): read as the end of the stream.
+            return Poll::Ready(Ok(()));
+        }
         if self.phase == Phase::Idle && self.shutdown.as_mut().poll(cx).is_ready() {
             self.phase = Phase::Closing;
             self.deadline
@@ -230,7 +352,7 @@ mod tests {
             .build()
             .unwrap();
         rt.block_on(async move {
-            let mut t = Timed::new(a, T, CancellationToken::new());
+            let mut t = Timed::new(a, T, CancellationToken::new(), IdleLimit::new(8).register());
             t.read_bytes(b"POST /mutate HTTP/1.1\r\nhost: x\r");
             assert_eq!(t.phase, Phase::Headers { line: Line::Within });
             t.read_bytes(b"\n\r");
@@ -266,7 +388,12 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn an_idle_connection_waits_past_the_read_timeout_and_slow_headers_do_not() {
         let (server, mut client) = duplex(1024);
-        let mut t = Timed::new(server, T, CancellationToken::new());
+        let mut t = Timed::new(
+            server,
+            T,
+            CancellationToken::new(),
+            IdleLimit::new(8).register(),
+        );
         let mut buf = [0u8; 256];
         client
             .write_all(b"GET /healthz HTTP/1.1\r\n\r\n")
@@ -307,7 +434,12 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_new_connection_that_sends_nothing_times_out() {
         let (server, _client) = duplex(64);
-        let mut t = Timed::new(server, T, CancellationToken::new());
+        let mut t = Timed::new(
+            server,
+            T,
+            CancellationToken::new(),
+            IdleLimit::new(8).register(),
+        );
         let start = Instant::now();
         let e = t.read(&mut [0u8; 16]).await.unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::TimedOut);
@@ -319,7 +451,7 @@ mod tests {
         for used in [false, true] {
             let (server, mut client) = duplex(1024);
             let token = CancellationToken::new();
-            let mut t = Timed::new(server, T, token.clone());
+            let mut t = Timed::new(server, T, token.clone(), IdleLimit::new(8).register());
             client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
             let mut buf = [0u8; 64];
             assert_eq!(t.read(&mut buf).await.unwrap(), 18);
@@ -343,5 +475,58 @@ mod tests {
                 assert_eq!(start.elapsed(), Duration::from_secs(60) + T);
             }
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn beyond_the_maximum_idle_the_connection_idle_longest_is_closed() {
+        let limit = IdleLimit::new(2);
+        let mut clients = Vec::new();
+        let mut timed = Vec::new();
+        for _ in 0..3 {
+            let (server, mut client) = duplex(1024);
+            let mut t = Timed::new(server, T, CancellationToken::new(), limit.register());
+            client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+            assert_eq!(t.read(&mut [0u8; 64]).await.unwrap(), 18);
+            t.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await.unwrap();
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            clients.push(client);
+            timed.push(t);
+        }
+        // The third arrived with two idle: the first, idle longest, was closed.
+        assert_eq!(limit.counts(), (2, 2));
+        let mut buf = [0u8; 64];
+        assert_eq!(timed[0].read(&mut buf).await.unwrap(), 0, "read as closed");
+        // A request on the third makes it busy; a fourth arrives with one idle: room.
+        clients[2]
+            .write_all(b"GET / HTTP/1.1\r\n\r\n")
+            .await
+            .unwrap();
+        assert_eq!(timed[2].read(&mut buf).await.unwrap(), 18);
+        assert_eq!(limit.counts(), (2, 1));
+        let (server, _client) = duplex(64);
+        let fourth = Timed::new(server, T, CancellationToken::new(), limit.register());
+        assert_eq!(limit.counts(), (3, 1));
+        // The third answers and is idle again; a fifth arrives with two idle: the
+        // second (idle longest) goes, never the busy fourth.
+        timed[2]
+            .write_all(b"HTTP/1.1 200 OK\r\n\r\n")
+            .await
+            .unwrap();
+        let (server, _client) = duplex(64);
+        let fifth = Timed::new(server, T, CancellationToken::new(), limit.register());
+        assert_eq!(limit.counts(), (3, 1));
+        let second = tokio::time::timeout(Duration::from_millis(10), timed[1].read(&mut buf));
+        assert_eq!(
+            second.await.unwrap().unwrap(),
+            0,
+            "the second read as closed"
+        );
+        let third = tokio::time::timeout(Duration::from_millis(10), timed[2].read(&mut buf));
+        assert!(third.await.is_err(), "the third still waits for a request");
+        for t in timed.drain(..) {
+            drop(t);
+        }
+        drop((fourth, fifth));
+        assert_eq!(limit.counts(), (0, 0), "every connection left on drop");
     }
 }

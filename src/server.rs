@@ -60,7 +60,7 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use crate::admission::{self, Decision, Endpoint, Review};
-use crate::conn_timer::Timed;
+use crate::conn_timer::{IdleLimit, Registration, Timed};
 use crate::file_watch::Tasks;
 use crate::metrics::{self, Metrics, Outcome, ReadinessCheck};
 use crate::namespace_view::{NamespaceSource, NamespaceView, NamespaceViewError};
@@ -113,6 +113,9 @@ pub struct ServerConfig {
     /// (`--idle-timeout-secs`): longer than the apiserver's 90 s, so that it is the
     /// client that ends an idle connection ([`crate::conn_timer`]).
     pub idle_timeout: Duration,
+    /// At most this many connections stay idle; beyond it the one idle longest is
+    /// closed (`--max-idle-connections`, [`crate::conn_timer::IdleLimit`]).
+    pub max_idle_connections: usize,
     /// How often certificate, policy and namespaces files are checked for changes.
     pub reload_interval: Duration,
     /// How long [`RunningServer::shutdown`] waits for open connections.
@@ -128,7 +131,8 @@ pub struct ServerConfig {
 
 impl ServerConfig {
     /// Defaults: no metrics listener, built-in policy, in-cluster namespaces, 3 s
-    /// read timeout, 120 s idle timeout, 500 ms reload interval, 20 s shutdown timeout, 64 admission
+    /// read timeout, 120 s idle timeout, 512 idle connections, 500 ms reload interval,
+    /// 20 s shutdown timeout, 64 admission
     /// requests / 16 MiB of bodies in flight, namespace view stale after 60 s.
     pub fn new(addr: SocketAddr, tls_cert: PathBuf, tls_key: PathBuf) -> Self {
         ServerConfig {
@@ -140,6 +144,7 @@ impl ServerConfig {
             namespaces: NamespaceSource::Cluster { kubeconfig: None },
             read_timeout: Duration::from_secs(3),
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            max_idle_connections: crate::conn_timer::DEFAULT_MAX_IDLE,
             reload_interval: Duration::from_millis(500),
             shutdown_timeout: Duration::from_secs(20),
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
@@ -345,6 +350,7 @@ impl Server {
         let conn = ConnSettings {
             read_timeout: config.read_timeout,
             idle_timeout: config.idle_timeout.max(config.read_timeout),
+            idle: IdleLimit::new(config.max_idle_connections),
             token: token.clone(),
             tracker: tracker.clone(),
         };
@@ -420,6 +426,7 @@ impl Drop for RunningServer {
 struct ConnSettings {
     read_timeout: Duration,
     idle_timeout: Duration,
+    idle: Arc<IdleLimit>,
     token: CancellationToken,
     tracker: TaskTracker,
 }
@@ -445,8 +452,10 @@ async fn accept_loop(
             }
         };
         let _ = stream.set_nodelay(true);
+        let registration = conn.idle.register();
         conn.tracker.spawn(serve_connection(
             stream,
+            registration,
             peer,
             tls.clone(),
             router.clone(),
@@ -458,13 +467,14 @@ async fn accept_loop(
 
 async fn serve_connection(
     stream: TcpStream,
+    registration: Registration,
     peer: SocketAddr,
     tls: Option<TlsAcceptor>,
     router: Router,
     conn: ConnSettings,
 ) {
     let Some(acceptor) = tls else {
-        return serve_http(stream, router, conn).await;
+        return serve_http(stream, registration, router, conn).await;
     };
     // A handshake under way at shutdown is finished (bounded by the read
     // timeout): the client connected while we were accepting, so it is served.
@@ -479,17 +489,17 @@ async fn serve_connection(
             return;
         }
     };
-    serve_http(stream, router, conn).await;
+    serve_http(stream, registration, router, conn).await;
 }
 
-async fn serve_http<S>(stream: S, router: Router, conn: ConnSettings)
+async fn serve_http<S>(stream: S, registration: Registration, router: Router, conn: ConnSettings)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     // hyper's one timer runs from a response to the next request's headers: the
     // idle timeout. The read timeout for the headers themselves, from their first
     // byte, and the idle close at shutdown are `Timed`'s.
-    let stream = Timed::new(stream, conn.read_timeout, conn.token.clone());
+    let stream = Timed::new(stream, conn.read_timeout, conn.token.clone(), registration);
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())

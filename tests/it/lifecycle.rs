@@ -353,3 +353,39 @@ async fn idle_keep_alive_connections_last_until_the_idle_timeout() {
         "closed after {took:?} idle (idle timeout 3 s)"
     );
 }
+
+/// Idle connections are bounded: a connection arriving while the maximum are idle
+/// closes the one idle longest; the others keep serving.
+#[tokio::test]
+async fn beyond_the_maximum_idle_connections_the_longest_idle_is_closed() {
+    let h = Harness::start(Options {
+        max_idle_connections: Some(2),
+        ..Options::default()
+    })
+    .await;
+    let healthz = b"GET /healthz HTTP/1.1\r\nhost: localhost\r\n\r\n";
+    let mut conns = Vec::new();
+    for _ in 0..3 {
+        let mut tls = h.tls_connect().await.unwrap();
+        tls.write_all(healthz).await.unwrap();
+        assert!(
+            read_http_response(&mut tls)
+                .await
+                .starts_with("HTTP/1.1 200")
+        );
+        conns.push(tls);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The third arrived with two idle: the first was closed.
+    let start = Instant::now();
+    let rest = read_until_close(&mut conns[0], Duration::from_secs(2)).await;
+    assert!(rest.is_empty(), "{rest}");
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "the first stays open"
+    );
+    for tls in &mut conns[1..] {
+        tls.write_all(healthz).await.unwrap();
+        assert!(read_http_response(tls).await.starts_with("HTTP/1.1 200"));
+    }
+}

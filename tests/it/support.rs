@@ -140,6 +140,8 @@ pub struct Options {
     pub read_timeout: Duration,
     /// Keep-alive idle timeout (default: the server's, 120 s).
     pub idle_timeout: Option<Duration>,
+    /// Idle connections kept at most (default: the server's, 512).
+    pub max_idle_connections: Option<usize>,
     /// Serve cert and key through a Kubernetes-style `..data` symlink.
     pub symlinked: bool,
     /// Read namespaces from this cluster instead of the namespaces file.
@@ -157,6 +159,7 @@ impl Default for Options {
             metrics_listener: false,
             read_timeout: Duration::from_secs(3),
             idle_timeout: None,
+            max_idle_connections: None,
             symlinked: false,
             cluster: None,
             namespace_stale_after: None,
@@ -225,6 +228,9 @@ impl Harness {
         config.read_timeout = opts.read_timeout;
         if let Some(idle) = opts.idle_timeout {
             config.idle_timeout = idle;
+        }
+        if let Some(max) = opts.max_idle_connections {
+            config.max_idle_connections = max;
         }
         if let Some(bound) = opts.namespace_stale_after {
             config.namespace_stale_after = bound;
