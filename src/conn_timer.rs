@@ -36,6 +36,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
+use prometheus_client::metrics::counter::Counter;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
@@ -72,6 +73,8 @@ pub const DEFAULT_MAX_IDLE: usize = 512;
 pub struct IdleLimit {
     max: usize,
     conns: Mutex<Conns>,
+    /// Connections closed to make room.
+    closed: Counter,
 }
 
 #[derive(Debug, Default)]
@@ -83,11 +86,13 @@ struct Conns {
 }
 
 impl IdleLimit {
-    /// A bound of `max` idle connections (at least 1).
-    pub fn new(max: usize) -> Arc<IdleLimit> {
+    /// A bound of `max` idle connections (at least 1), counting those it closes
+    /// in `closed`.
+    pub fn new(max: usize, closed: Counter) -> Arc<IdleLimit> {
         Arc::new(IdleLimit {
             max: max.max(1),
             conns: Mutex::default(),
+            closed,
         })
     }
 
@@ -113,6 +118,7 @@ impl IdleLimit {
             {
                 tracing::debug!(max = self.max, "closing the connection idle longest");
                 token.cancel();
+                self.closed.inc();
             }
         }
         let id = conns.next_id;
@@ -352,7 +358,12 @@ mod tests {
             .build()
             .unwrap();
         rt.block_on(async move {
-            let mut t = Timed::new(a, T, CancellationToken::new(), IdleLimit::new(8).register());
+            let mut t = Timed::new(
+                a,
+                T,
+                CancellationToken::new(),
+                IdleLimit::new(8, Counter::default()).register(),
+            );
             t.read_bytes(b"POST /mutate HTTP/1.1\r\nhost: x\r");
             assert_eq!(t.phase, Phase::Headers { line: Line::Within });
             t.read_bytes(b"\n\r");
@@ -392,7 +403,7 @@ mod tests {
             server,
             T,
             CancellationToken::new(),
-            IdleLimit::new(8).register(),
+            IdleLimit::new(8, Counter::default()).register(),
         );
         let mut buf = [0u8; 256];
         client
@@ -438,7 +449,7 @@ mod tests {
             server,
             T,
             CancellationToken::new(),
-            IdleLimit::new(8).register(),
+            IdleLimit::new(8, Counter::default()).register(),
         );
         let start = Instant::now();
         let e = t.read(&mut [0u8; 16]).await.unwrap_err();
@@ -451,7 +462,12 @@ mod tests {
         for used in [false, true] {
             let (server, mut client) = duplex(1024);
             let token = CancellationToken::new();
-            let mut t = Timed::new(server, T, token.clone(), IdleLimit::new(8).register());
+            let mut t = Timed::new(
+                server,
+                T,
+                token.clone(),
+                IdleLimit::new(8, Counter::default()).register(),
+            );
             client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
             let mut buf = [0u8; 64];
             assert_eq!(t.read(&mut buf).await.unwrap(), 18);
@@ -479,7 +495,8 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn beyond_the_maximum_idle_the_connection_idle_longest_is_closed() {
-        let limit = IdleLimit::new(2);
+        let closed = Counter::default();
+        let limit = IdleLimit::new(2, closed.clone());
         let mut clients = Vec::new();
         let mut timed = Vec::new();
         for _ in 0..3 {
@@ -496,6 +513,7 @@ mod tests {
         assert_eq!(limit.counts(), (2, 2));
         let mut buf = [0u8; 64];
         assert_eq!(timed[0].read(&mut buf).await.unwrap(), 0, "read as closed");
+        assert_eq!(closed.get(), 1);
         // A request on the third makes it busy; a fourth arrives with one idle: room.
         clients[2]
             .write_all(b"GET / HTTP/1.1\r\n\r\n")

@@ -12,6 +12,7 @@
 //! | `vespa_tls_webhook_namespace_view_last_success_timestamp_seconds` | |
 //! | `vespa_tls_webhook_readiness` (1 passing, 0 failing; refreshed on each `/readyz` and scrape) | `check` (`certificate`, `namespace_view_synced`, `namespace_view_fresh`) |
 //! | `vespa_tls_webhook_admission_in_flight` | |
+//! | `vespa_tls_webhook_idle_connections_closed_total` (to stay within `--max-idle-connections`) | |
 //!
 //! Every label value is a `&'static str` from a small fixed set, so a request
 //! costs a hash lookup under a read lock and no allocation, and no client can
@@ -130,6 +131,7 @@ pub struct Metrics {
     namespace_view_last_success: Gauge,
     readiness: Family<CheckLabels, Gauge>,
     in_flight: Gauge,
+    idle_connections_closed: Counter,
 }
 
 impl Default for Metrics {
@@ -242,6 +244,12 @@ impl Metrics {
             "Admission requests being read or decided now (bounded by --max-in-flight)",
             in_flight.clone(),
         );
+        let idle_connections_closed = Counter::default();
+        registry.register(
+            "idle_connections_closed",
+            "Idle keep-alive connections closed because another connection arrived while --max-idle-connections were idle",
+            idle_connections_closed.clone(),
+        );
         for ok in [true, false] {
             let _ = certificate_reloads.get_or_create(&result(ok));
             let _ = policy_reloads.get_or_create(&result(ok));
@@ -266,7 +274,14 @@ impl Metrics {
             namespace_view_last_success,
             readiness,
             in_flight,
+            idle_connections_closed,
         }
+    }
+
+    /// The counter of idle connections closed to make room, for the
+    /// [`crate::conn_timer::IdleLimit`] that closes them.
+    pub fn idle_connections_closed(&self) -> Counter {
+        self.idle_connections_closed.clone()
     }
 
     /// Count one admission request and observe its latency.

@@ -350,7 +350,10 @@ impl Server {
         let conn = ConnSettings {
             read_timeout: config.read_timeout,
             idle_timeout: config.idle_timeout.max(config.read_timeout),
-            idle: IdleLimit::new(config.max_idle_connections),
+            idle: IdleLimit::new(
+                config.max_idle_connections,
+                app.metrics.idle_connections_closed(),
+            ),
             token: token.clone(),
             tracker: tracker.clone(),
         };

@@ -388,4 +388,10 @@ async fn beyond_the_maximum_idle_connections_the_longest_idle_is_closed() {
         tls.write_all(healthz).await.unwrap();
         assert!(read_http_response(tls).await.starts_with("HTTP/1.1 200"));
     }
+    // The scrape's own connection arrives with two idle: a second one is closed.
+    let metrics = h.metrics().await;
+    assert!(
+        metrics.contains("vespa_tls_webhook_idle_connections_closed_total 2\n"),
+        "{metrics}"
+    );
 }
