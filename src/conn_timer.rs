@@ -32,6 +32,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
@@ -55,8 +56,20 @@ enum Phase {
     Closing,
 }
 
+impl Phase {
+    /// Waiting for a request ([`IdleLimit`] counts it as idle).
+    fn is_idle(self) -> bool {
+        matches!(self, Phase::Idle | Phase::Closing)
+    }
+}
+
 /// The interim answer to `Expect: 100-continue`.
 const CONTINUE: &[u8] = b"HTTP/1.1 100 ";
+
+/// The default idle timeout of a keep-alive connection (`--idle-timeout-secs`):
+/// above the 90 s for which the apiserver (Go's `http.Transport`) keeps idle
+/// connections.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The default of [`IdleLimit`] (`--max-idle-connections`): about 10 MiB of idle
 /// TLS connections, far more than the apiserver keeps open.
@@ -69,9 +82,14 @@ pub const DEFAULT_MAX_IDLE: usize = 512;
 /// (Closing an idle connection can race a request sent on it at that moment —
 /// the reason idle connections are kept at all — so this is for abuse, and the
 /// bound is far above what the apiserver keeps.)
+///
+/// The lock is taken when a connection opens and closes; a connection turning
+/// idle or busy only writes its own [`Slot`], so a review takes no lock here.
 #[derive(Debug)]
 pub struct IdleLimit {
     max: usize,
+    /// What idle times are counted from.
+    origin: Instant,
     conns: Mutex<Conns>,
     /// Connections closed to make room.
     closed: Counter,
@@ -80,9 +98,23 @@ pub struct IdleLimit {
 #[derive(Debug, Default)]
 struct Conns {
     next_id: u64,
-    /// Every open connection: since when it is idle (`None`: busy), and what
-    /// closes it.
-    open: HashMap<u64, (Option<Instant>, CancellationToken)>,
+    open: HashMap<u64, Arc<Slot>>,
+}
+
+/// One open connection as [`IdleLimit`] sees it.
+#[derive(Debug, Default)]
+struct Slot {
+    /// Nanoseconds from the limit's origin to when the connection turned idle,
+    /// plus one; 0 while it is busy.
+    idle_since: AtomicU64,
+    /// Closes it (read by its [`Timed`] while idle).
+    evict: CancellationToken,
+}
+
+impl Slot {
+    fn idle_since(&self) -> Option<u64> {
+        Some(self.idle_since.load(Ordering::Relaxed)).filter(|&t| t != 0)
+    }
 }
 
 impl IdleLimit {
@@ -91,6 +123,7 @@ impl IdleLimit {
     pub fn new(max: usize, closed: Counter) -> Arc<IdleLimit> {
         Arc::new(IdleLimit {
             max: max.max(1),
+            origin: Instant::now(),
             conns: Mutex::default(),
             closed,
         })
@@ -104,44 +137,46 @@ impl IdleLimit {
     /// A new connection: counted from now, busy. Closes the connection idle
     /// longest if the maximum are idle.
     pub fn register(self: &Arc<Self>) -> Registration {
-        let evict = CancellationToken::new();
+        let slot = Arc::new(Slot::default());
         let mut conns = self.lock();
-        let idle = conns.open.values().filter(|(since, _)| since.is_some());
-        if idle.count() >= self.max {
-            let longest = conns
-                .open
-                .iter()
-                .filter_map(|(id, (since, _))| since.map(|s| (s, *id)))
-                .min();
-            if let Some((_, id)) = longest
-                && let Some((_, token)) = conns.open.remove(&id)
-            {
-                tracing::debug!(max = self.max, "closing the connection idle longest");
-                token.cancel();
-                self.closed.inc();
+        let mut idle = 0;
+        let mut longest: Option<(u64, u64)> = None;
+        for (id, open) in &conns.open {
+            if let Some(since) = open.idle_since() {
+                idle += 1;
+                if longest.is_none_or(|(oldest, _)| since < oldest) {
+                    longest = Some((since, *id));
+                }
             }
+        }
+        if idle >= self.max
+            && let Some((_, id)) = longest
+            && let Some(evicted) = conns.open.remove(&id)
+        {
+            tracing::debug!(max = self.max, "closing the connection idle longest");
+            evicted.evict.cancel();
+            self.closed.inc();
         }
         let id = conns.next_id;
         conns.next_id += 1;
-        conns.open.insert(id, (None, evict.clone()));
+        conns.open.insert(id, slot.clone());
         Registration {
             limit: self.clone(),
             id,
-            evicted: Box::pin(evict.cancelled_owned()),
+            evicted: Box::pin(slot.evict.clone().cancelled_owned()),
+            slot,
         }
     }
 
     /// How many connections are open and how many of them idle.
     pub fn counts(&self) -> (usize, usize) {
         let conns = self.lock();
-        let idle = conns.open.values().filter(|(s, _)| s.is_some()).count();
+        let idle = conns
+            .open
+            .values()
+            .filter(|s| s.idle_since().is_some())
+            .count();
         (conns.open.len(), idle)
-    }
-
-    fn set_idle(&self, id: u64, since: Option<Instant>) {
-        if let Some(entry) = self.lock().open.get_mut(&id) {
-            entry.0 = since;
-        }
     }
 }
 
@@ -150,7 +185,21 @@ impl IdleLimit {
 pub struct Registration {
     limit: Arc<IdleLimit>,
     id: u64,
+    slot: Arc<Slot>,
     evicted: Pin<Box<WaitForCancellationFutureOwned>>,
+}
+
+impl Registration {
+    /// The connection turned idle (now) or busy.
+    fn set_idle(&self, idle: bool) {
+        let since = if idle {
+            let nanos = self.limit.origin.elapsed().as_nanos();
+            u64::try_from(nanos).unwrap_or(u64::MAX - 1) + 1
+        } else {
+            0
+        };
+        self.slot.idle_since.store(since, Ordering::Relaxed);
+    }
 }
 
 impl Drop for Registration {
@@ -205,11 +254,8 @@ impl<S> Timed<S> {
     }
 
     fn set_phase(&mut self, phase: Phase) {
-        let was_idle = matches!(self.phase, Phase::Idle | Phase::Closing);
-        let idle = matches!(phase, Phase::Idle | Phase::Closing);
-        if was_idle != idle {
-            let r = &self.registration;
-            r.limit.set_idle(r.id, idle.then(Instant::now));
+        if self.phase.is_idle() != phase.is_idle() {
+            self.registration.set_idle(phase.is_idle());
         }
         self.phase = phase;
     }
@@ -255,8 +301,7 @@ impl<S> Timed<S> {
 
     /// The read found nothing to read: whether the connection's time is up.
     fn waiting(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let idle = matches!(self.phase, Phase::Idle | Phase::Closing);
-        if idle && self.registration.evicted.as_mut().poll(cx).is_ready() {
+        if self.phase.is_idle() && self.registration.evicted.as_mut().poll(cx).is_ready() {
             // Closed to make room ([`IdleLimit`]): read as the end of the stream.
             return Poll::Ready(Ok(()));
         }

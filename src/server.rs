@@ -60,7 +60,7 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use crate::admission::{self, Decision, Endpoint, Review};
-use crate::conn_timer::{IdleLimit, Registration, Timed};
+use crate::conn_timer::{DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_IDLE, IdleLimit, Registration, Timed};
 use crate::file_watch::Tasks;
 use crate::metrics::{self, Metrics, Outcome, ReadinessCheck};
 use crate::namespace_view::{NamespaceSource, NamespaceView, NamespaceViewError};
@@ -144,7 +144,7 @@ impl ServerConfig {
             namespaces: NamespaceSource::Cluster { kubeconfig: None },
             read_timeout: Duration::from_secs(3),
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
-            max_idle_connections: crate::conn_timer::DEFAULT_MAX_IDLE,
+            max_idle_connections: DEFAULT_MAX_IDLE,
             reload_interval: Duration::from_millis(500),
             shutdown_timeout: Duration::from_secs(20),
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
@@ -153,10 +153,6 @@ impl ServerConfig {
         }
     }
 }
-
-/// The default idle timeout of a keep-alive connection: above the 90 s for which
-/// the apiserver (Go's `http.Transport`) keeps idle connections.
-pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]

@@ -450,71 +450,8 @@ impl Drop for Webhook {
 
 // ------------------------------------------------------------ raw HTTP ---
 
-/// The head of a POST of `len` bytes to `path`.
-pub fn post_head(path: &str, len: usize) -> Vec<u8> {
-    format!(
-        "POST {path} HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: {len}\r\n\r\n"
-    )
-    .into_bytes()
-}
-
-/// One HTTP/1.1 response: status, lower-cased head, body.
-#[derive(Debug)]
-pub struct RawResponse {
-    pub status: u16,
-    pub head: String,
-    pub body: Vec<u8>,
-}
-
-impl RawResponse {
-    pub fn closes(&self) -> bool {
-        self.head.contains("\r\nconnection: close\r\n")
-    }
-}
-
-/// Read one response (with a Content-Length body) within `timeout`; `None` when
-/// the connection ends or the time is up first.
-pub async fn read_response<S: AsyncRead + Unpin>(
-    stream: &mut S,
-    timeout: Duration,
-) -> Option<RawResponse> {
-    tokio::time::timeout(timeout, async {
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 8192];
-        let head_end = loop {
-            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break i + 4;
-            }
-            let n = stream.read(&mut chunk).await.ok()?;
-            if n == 0 {
-                return None;
-            }
-            buf.extend_from_slice(&chunk[..n]);
-        };
-        let head = String::from_utf8_lossy(&buf[..head_end]).to_lowercase();
-        let status = head.get(9..12)?.parse().ok()?;
-        let len: usize = head
-            .lines()
-            .find_map(|l| l.strip_prefix("content-length:"))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0);
-        while buf.len() < head_end + len {
-            let n = stream.read(&mut chunk).await.ok()?;
-            if n == 0 {
-                return None;
-            }
-            buf.extend_from_slice(&chunk[..n]);
-        }
-        Some(RawResponse {
-            status,
-            head,
-            body: buf[head_end..head_end + len].to_vec(),
-        })
-    })
-    .await
-    .ok()
-    .flatten()
-}
+// The raw HTTP helpers shared with tests/it live in its support.rs.
+pub use crate::support::{post_head, read_response};
 
 /// Whether the peer closes the stream within `timeout` (EOF or an error); bytes
 /// read meanwhile are returned.

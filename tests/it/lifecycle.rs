@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use vespa_tls_webhook::namespace_view::NamespaceSource;
@@ -10,7 +10,9 @@ use vespa_tls_webhook::policy_watch::PolicySource;
 use vespa_tls_webhook::server::{Server, ServerConfig};
 
 use crate::fixtures::{user_vespaset, vespaset_review};
-use crate::support::{Ca, Harness, Options, crypto, read_until_close};
+use crate::support::{
+    Ca, Harness, Options, RawResponse, crypto, post_head, read_response, read_until_close,
+};
 
 #[tokio::test]
 async fn health_readiness_and_metrics_answer() {
@@ -214,8 +216,7 @@ async fn slow_clients_are_cut_off() {
     tls.write_all(b"GET /healthz HTTP/1.1\r\nhost: localhost\r\n\r\n")
         .await
         .unwrap();
-    let first = read_http_response(&mut tls).await;
-    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+    assert_eq!(response(&mut tls).await.status, 200);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     tls.write_all(b"POST /mutate HTTP/1.1\r\nhost: localhost\r\n")
         .await
@@ -277,39 +278,11 @@ async fn graceful_shutdown_completes_the_in_flight_request() {
     assert!(finished, "every connection finished");
 }
 
-/// Read one HTTP/1.1 response (head and `content-length` body) without waiting
-/// for the connection to close.
-async fn read_http_response(tls: &mut TlsStream<TcpStream>) -> String {
-    let mut out = Vec::new();
-    let mut buf = [0u8; 8192];
-    tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            let n = tls.read(&mut buf).await.unwrap();
-            assert!(
-                n > 0,
-                "closed mid-response: {}",
-                String::from_utf8_lossy(&out)
-            );
-            out.extend_from_slice(&buf[..n]);
-            let text = String::from_utf8_lossy(&out);
-            if let Some(end) = text.find("\r\n\r\n") {
-                let length = text[..end]
-                    .lines()
-                    .find_map(|l| {
-                        let (k, v) = l.split_once(':')?;
-                        k.eq_ignore_ascii_case("content-length")
-                            .then(|| v.trim().parse::<usize>().ok())?
-                    })
-                    .unwrap_or(0);
-                if out.len() >= end + 4 + length {
-                    return;
-                }
-            }
-        }
-    })
-    .await
-    .expect("a response within 5 s");
-    String::from_utf8_lossy(&out).into_owned()
+/// One response on a kept-alive connection, within 5 s.
+async fn response(tls: &mut TlsStream<TcpStream>) -> RawResponse {
+    read_response(tls, Duration::from_secs(5))
+        .await
+        .expect("a response within 5 s")
 }
 
 /// The apiserver keeps an idle connection 90 s and does not retry a POST that
@@ -324,25 +297,20 @@ async fn idle_keep_alive_connections_last_until_the_idle_timeout() {
     })
     .await;
     let body = serde_json::to_vec(&vespaset_review(user_vespaset(), "vespa", "CREATE")).unwrap();
-    let head = format!(
-        "POST /mutate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
-        body.len()
-    );
+    let head = post_head("/mutate", body.len());
     let mut tls = h.tls_connect().await.unwrap();
     for round in 0..2 {
         // Idle for twice the read timeout before the second review.
         if round == 1 {
             tokio::time::sleep(Duration::from_secs(2)).await;
         }
-        tls.write_all(head.as_bytes()).await.unwrap();
+        tls.write_all(&head).await.unwrap();
         tls.write_all(&body).await.unwrap();
-        let answer = read_http_response(&mut tls).await;
-        assert!(
-            answer.starts_with("HTTP/1.1 200"),
-            "round {round}: {answer}"
-        );
-        assert!(answer.contains("\"patchType\":\"JSONPatch\""), "{answer}");
-        assert!(!answer.to_ascii_lowercase().contains("connection: close"));
+        let answer = response(&mut tls).await;
+        let text = String::from_utf8_lossy(&answer.body);
+        assert_eq!(answer.status, 200, "round {round}: {text}");
+        assert!(text.contains("\"patchType\":\"JSONPatch\""), "{text}");
+        assert!(!answer.closes(), "{}", answer.head);
     }
     let start = Instant::now();
     let rest = read_until_close(&mut tls, Duration::from_secs(6)).await;
@@ -368,11 +336,7 @@ async fn beyond_the_maximum_idle_connections_the_longest_idle_is_closed() {
     for _ in 0..3 {
         let mut tls = h.tls_connect().await.unwrap();
         tls.write_all(healthz).await.unwrap();
-        assert!(
-            read_http_response(&mut tls)
-                .await
-                .starts_with("HTTP/1.1 200")
-        );
+        assert_eq!(response(&mut tls).await.status, 200);
         conns.push(tls);
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -386,7 +350,7 @@ async fn beyond_the_maximum_idle_connections_the_longest_idle_is_closed() {
     );
     for tls in &mut conns[1..] {
         tls.write_all(healthz).await.unwrap();
-        assert!(read_http_response(tls).await.starts_with("HTTP/1.1 200"));
+        assert_eq!(response(tls).await.status, 200);
     }
     // The scrape's own connection arrives with two idle: a second one is closed.
     let metrics = h.metrics().await;
