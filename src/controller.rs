@@ -633,7 +633,13 @@ fn error_policy(
 
 /// `vespa-tls-webhook controller`: the controller alone, until SIGTERM/SIGINT.
 pub fn run_cli(args: ControllerArgs) -> ExitCode {
-    let _log = crate::logging::init(args.log_format);
+    let _log = match crate::logging::init(args.log_format) {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("vespa-tls-webhook controller: cannot start the logging thread: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

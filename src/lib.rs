@@ -43,6 +43,8 @@ pub mod file_watch;
 #[cfg(feature = "server")]
 pub mod leader;
 #[cfg(feature = "server")]
+pub mod log_batch;
+#[cfg(feature = "server")]
 pub mod logging;
 #[cfg(feature = "server")]
 pub mod metrics;

@@ -2,11 +2,10 @@
 //!
 //! `RUST_LOG` selects what is logged (default `info`).
 //!
-//! Lines are formatted on the thread that logs and written by a logging thread
-//! through a buffer that is flushed whenever no more lines are waiting: under
-//! load one `write` carries many lines instead of one system call per admission
-//! decision (which cost ~5% of a review). Nothing is dropped — when 16k lines
-//! are waiting, logging waits — and [`LogGuard`] flushes what is left when it is
+//! Lines are formatted on the thread that logs and written in batches by a
+//! logging thread ([`crate::log_batch`]): under load one `write` carries many
+//! lines, a line is out within 10 ms, nothing is dropped (when 8 MiB are
+//! waiting, logging waits), and [`LogGuard`] writes what is left when it is
 //! dropped at the end of `serve` / `controller`.
 //!
 //! A JSON line is one object: `timestamp` (RFC 3339, UTC), `level`, the event's
@@ -16,11 +15,10 @@
 //! line first, which was 5% of a review's CPU.
 
 use std::fmt::{self, Write as _};
-use std::io::{BufWriter, IsTerminal};
+use std::io::IsTerminal;
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
-use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
@@ -28,26 +26,26 @@ use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::cli::LogFormat;
-
-/// Lines that may wait for the logging thread before logging waits (the
-/// channel's slots are allocated up front: ~0.5 MiB).
-const LINES_WAITING: usize = 16 * 1024;
+use crate::log_batch::{self, BatchGuard, Limits};
 
 /// Keeps the logging thread; dropping it writes out every line logged so far.
 #[must_use = "dropping the guard stops the logging thread"]
 pub struct LogGuard {
-    _worker: Option<WorkerGuard>,
+    _batches: Option<BatchGuard>,
 }
 
 /// Install the global subscriber. Calling it again (tests) is harmless: the
 /// first subscriber stays.
-pub fn init(format: LogFormat) -> LogGuard {
+///
+/// # Errors
+/// When the logging thread cannot be started.
+pub fn init(format: LogFormat) -> std::io::Result<LogGuard> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let (writer, guard) = NonBlockingBuilder::default()
-        .lossy(false)
-        .buffered_lines_limit(LINES_WAITING)
-        .thread_name("vespa-tls-webhook-log")
-        .finish(BufWriter::with_capacity(64 * 1024, std::io::stderr()));
+    let (writer, guard) = log_batch::spawn(
+        "vespa-tls-webhook-log",
+        std::io::stderr(),
+        Limits::default(),
+    )?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer);
@@ -59,9 +57,9 @@ pub fn init(format: LogFormat) -> LogGuard {
             .with_ansi(std::io::stderr().is_terminal())
             .try_init(),
     };
-    LogGuard {
-        _worker: installed.is_ok().then_some(guard),
-    }
+    Ok(LogGuard {
+        _batches: installed.is_ok().then_some(guard),
+    })
 }
 
 /// The JSON line format (see the module's documentation).

@@ -32,7 +32,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     } else {
         LogFormat::Json
     });
-    let _log = crate::logging::init(format);
+    let _log = crate::logging::init(format).context("cannot start the logging thread")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
