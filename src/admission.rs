@@ -5,6 +5,7 @@
 //! body, calls [`parse_review`], looks up the namespace, calls [`decide`] and
 //! writes [`Review::respond`].
 
+use std::fmt;
 use std::sync::Arc;
 
 use base64::Engine;
@@ -135,6 +136,31 @@ pub struct UserInfo {
     /// Groups.
     #[serde(default)]
     pub groups: Vec<String>,
+}
+
+/// A review's object as `namespace/name` ([`Review::object_name`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ObjectName<'a>(&'a Request);
+
+impl fmt::Display for ObjectName<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = self.0;
+        if let Some(ns) = r.namespace.as_deref().filter(|ns| !ns.is_empty()) {
+            write!(f, "{ns}/")?;
+        }
+        match r.name.as_deref().filter(|n| !n.is_empty()) {
+            Some(name) => f.write_str(name),
+            None => match r
+                .object
+                .as_ref()
+                .and_then(|o| o.pointer("/metadata/generateName"))
+                .and_then(Value::as_str)
+            {
+                Some(generate) => write!(f, "{generate}*"),
+                None => Ok(()),
+            },
+        }
+    }
 }
 
 /// A parsed review.
@@ -334,25 +360,10 @@ impl Review {
         }
     }
 
-    /// `namespace/name` for logs (name falls back to `generateName`).
-    pub fn object_name(&self) -> String {
-        let r = &self.request;
-        let name = r
-            .name
-            .clone()
-            .filter(|n| !n.is_empty())
-            .or_else(|| {
-                r.object
-                    .as_ref()
-                    .and_then(|o| o.pointer("/metadata/generateName"))
-                    .and_then(Value::as_str)
-                    .map(|g| format!("{g}*"))
-            })
-            .unwrap_or_default();
-        match &r.namespace {
-            Some(ns) if !ns.is_empty() => format!("{ns}/{name}"),
-            _ => name,
-        }
+    /// `namespace/name` for logs (name falls back to `generateName` followed by
+    /// `*`), written when displayed: logging it allocates nothing.
+    pub fn object_name(&self) -> ObjectName<'_> {
+        ObjectName(&self.request)
     }
 
     /// Serialize the AdmissionReview answering this request.

@@ -836,9 +836,9 @@ fn log_decision(endpoint: &str, review: &Review, d: &Decision, elapsed: Duration
     if d.allowed {
         tracing::info!(
             endpoint,
-            uid = %r.uid,
-            kind = %r.kind.kind,
-            operation = %r.operation,
+            uid = r.uid.as_str(),
+            kind = r.kind.kind.as_str(),
+            operation = r.operation.as_str(),
             object = %review.object_name(),
             allowed = true,
             reason = d.reason,
@@ -851,9 +851,9 @@ fn log_decision(endpoint: &str, review: &Review, d: &Decision, elapsed: Duration
     } else {
         tracing::info!(
             endpoint,
-            uid = %r.uid,
-            kind = %r.kind.kind,
-            operation = %r.operation,
+            uid = r.uid.as_str(),
+            kind = r.kind.kind.as_str(),
+            operation = r.operation.as_str(),
             object = %review.object_name(),
             allowed = false,
             reason = d.reason,
