@@ -187,6 +187,10 @@ async fn a_16_mib_body_gets_413_quickly_with_bounded_memory() {
             }
         }
         let _ = wr.write_all(b"0\r\n\r\n").await;
+        // TLS may hold the tail of a write when the socket is full (a slow,
+        // loaded server): without a flush the body's end could stay here and
+        // the server would wait for it until its read timeout.
+        let _ = wr.flush().await;
     });
     let r = read_response(&mut rd, Duration::from_secs(10))
         .await

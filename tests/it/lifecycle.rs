@@ -306,6 +306,7 @@ async fn idle_keep_alive_connections_last_until_the_idle_timeout() {
         }
         tls.write_all(&head).await.unwrap();
         tls.write_all(&body).await.unwrap();
+        tls.flush().await.unwrap();
         let answer = response(&mut tls).await;
         let text = String::from_utf8_lossy(&answer.body);
         assert_eq!(answer.status, 200, "round {round}: {text}");
