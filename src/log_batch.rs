@@ -133,6 +133,8 @@ impl Shared {
                 // A failing sink loses this batch; logging goes on.
                 let _ = sink.write_all(&batch).and_then(|()| sink.flush());
                 batch.clear();
+                // After a burst (a stalled sink), keep no more than a normal batch.
+                batch.shrink_to(self.limits.flush_at);
             }
             if closed && self.lock().waiting.is_empty() {
                 return;
