@@ -651,3 +651,49 @@ fn decide_namespace(
         ),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn review(request: Value) -> Review {
+        let body = serde_json::to_vec(&json!({
+            "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request,
+        }))
+        .unwrap_or_default();
+        parse_review(&body).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn object_names_for_logs() {
+        let pod = |name: Option<&str>, namespace: Option<&str>, generate: Option<&str>| {
+            let mut r = json!({
+                "uid": "u", "kind": {"group": "", "version": "v1", "kind": "Pod"},
+                "operation": "CREATE",
+                "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {}},
+            });
+            if let Some(n) = name {
+                r["name"] = json!(n);
+            }
+            if let Some(ns) = namespace {
+                r["namespace"] = json!(ns);
+            }
+            if let Some(g) = generate {
+                r["object"]["metadata"]["generateName"] = json!(g);
+            }
+            review(r).object_name().to_string()
+        };
+        assert_eq!(pod(Some("app-0"), Some("vespa"), None), "vespa/app-0");
+        assert_eq!(
+            pod(Some("app-0"), Some("vespa"), Some("app-")),
+            "vespa/app-0"
+        );
+        assert_eq!(pod(Some(""), Some("vespa"), Some("app-")), "vespa/app-*");
+        assert_eq!(pod(None, Some("vespa"), Some("app-")), "vespa/app-*");
+        assert_eq!(pod(None, Some("vespa"), None), "vespa/");
+        assert_eq!(pod(Some("app-0"), Some(""), None), "app-0");
+        assert_eq!(pod(None, None, Some("app-")), "app-*");
+        assert_eq!(pod(None, None, None), "");
+    }
+}
