@@ -92,9 +92,10 @@ impl Shared {
         }
         let before = state.waiting.len();
         state.waiting.extend_from_slice(line);
-        // Wake the thread only for a first line or on crossing `flush_at`: a
-        // notify is a system call, and under load the thread is in its delay.
-        if state.asleep && before == 0 {
+        // Wake the thread only for a first line (it sleeps only on an empty
+        // buffer) or on crossing `flush_at`: a notify is a system call, and under
+        // load the thread is in its delay.
+        if state.asleep {
             state.asleep = false;
             self.lines.notify_one();
         } else if before < self.limits.flush_at && state.waiting.len() >= self.limits.flush_at {
@@ -115,7 +116,7 @@ impl Shared {
                     .wait(state)
                     .unwrap_or_else(PoisonError::into_inner);
             }
-            state.asleep = false;
+            // (`asleep` was cleared by the line that woke us.)
             if !state.closed {
                 state = self
                     .lines
@@ -126,9 +127,13 @@ impl Shared {
                     .0;
             }
             let closed = state.closed;
+            // Logging waits for room only on a full buffer.
+            let was_full = state.waiting.len() >= self.limits.max_waiting;
             std::mem::swap(&mut batch, &mut state.waiting);
             drop(state);
-            self.room.notify_all();
+            if was_full {
+                self.room.notify_all();
+            }
             if !batch.is_empty() {
                 // A failing sink loses this batch; logging goes on.
                 let _ = sink.write_all(&batch).and_then(|()| sink.flush());
@@ -136,7 +141,8 @@ impl Shared {
                 // After a burst (a stalled sink), keep no more than a normal batch.
                 batch.shrink_to(self.limits.flush_at);
             }
-            if closed && self.lock().waiting.is_empty() {
+            // Closed before the swap: nothing was appended after it.
+            if closed {
                 return;
             }
         }
