@@ -1,4 +1,4 @@
-//! One full `/mutate` decision — `parse_review` → `decide_with` (policy,
+//! One full `/mutate` decision — `parse_review_for` → `decide_with` (policy,
 //! settings, patch) → `respond` — as the server makes it (the namespace's
 //! settings from its `ReadyMemo`, derived on the first review), beside the baseline "parse the same bytes into a
 //! `serde_json::Value` and serialise a constant allowed response", for a ~2 KB
@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::Value;
-use vespa_tls_webhook::admission::{Endpoint, decide, decide_with, parse_review};
+use vespa_tls_webhook::admission::{Endpoint, decide, decide_with, parse_review_for};
 use vespa_tls_webhook::policy::{ClusterPolicy, NamespaceMeta};
 use vespa_tls_webhook::ready::ReadyMemo;
 
@@ -21,7 +21,7 @@ use vespa_tls_webhook::ready::ReadyMemo;
 mod support;
 
 fn full(body: &[u8], policy: &Arc<ClusterPolicy>, memo: &ReadyMemo, ns: &NamespaceMeta) -> Vec<u8> {
-    let Ok(review) = parse_review(body) else {
+    let Ok(review) = parse_review_for(Endpoint::Mutate, body) else {
         return Vec::new();
     };
     let decision = decide_with(Endpoint::Mutate, &review, policy, Some(ns), &|ns| {
@@ -48,7 +48,8 @@ fn bench(c: &mut Criterion) {
         NamespaceMeta::named(support::NAMESPACE).with_label("tls.vespa.ai/injection", "enabled");
     for (name, body) in support::reviews() {
         // Guard: the decision under test really injects.
-        let review = parse_review(&body).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let review =
+            parse_review_for(Endpoint::Mutate, &body).unwrap_or_else(|e| panic!("{name}: {e}"));
         let d = decide(Endpoint::Mutate, &review, &policy, Some(&ns));
         assert!(d.allowed && d.reason == "injected", "{name}: {d:?}");
         // ... and the memo changes nothing in the response.

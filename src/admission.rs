@@ -13,7 +13,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::inject::inject_ready;
+use crate::patch::Operation;
 use crate::policy::{ClusterPolicy, INJECT_ANNOTATION, INJECTION_LABEL, Mode, NamespaceMeta};
+use crate::projection::Purpose;
 use crate::ready::ReadyResult;
 use crate::target::{Kind, annotation, pointer, templates};
 use crate::validate::{FIX_HINT, check};
@@ -176,19 +178,37 @@ pub struct Review {
 /// ([`crate::projection`]): only what the decision reads is kept, with the same
 /// answer and the same errors as [`parse_review_complete`].
 pub fn parse_review(body: &[u8]) -> Result<Review, ReviewError> {
-    match read(body, true) {
-        Err(ReviewError::Json(e)) if e.starts_with(crate::projection::REPARSE) => read(body, false),
-        other => other,
-    }
+    read_projected(body, Purpose::Review)
+}
+
+/// [`parse_review`] for one endpoint's decision only: for `/mutate` the object's
+/// volumes not of TLS's names are not kept either ([`Purpose::Mutation`]). What
+/// the server reads.
+pub fn parse_review_for(endpoint: Endpoint, body: &[u8]) -> Result<Review, ReviewError> {
+    read_projected(
+        body,
+        match endpoint {
+            Endpoint::Mutate => Purpose::Mutation,
+            Endpoint::Validate => Purpose::Review,
+        },
+    )
 }
 
 /// Parse a request body keeping every field of the object: the reference that
 /// [`parse_review`]'s projection is checked against (tests, fuzz targets).
 pub fn parse_review_complete(body: &[u8]) -> Result<Review, ReviewError> {
-    read(body, false)
+    read(body, None)
 }
 
-fn read(body: &[u8], project: bool) -> Result<Review, ReviewError> {
+fn read_projected(body: &[u8], purpose: Purpose) -> Result<Review, ReviewError> {
+    match read(body, Some(purpose)) {
+        Err(ReviewError::Json(e)) if e.starts_with(crate::projection::REPARSE) => read(body, None),
+        other => other,
+    }
+}
+
+/// Read a review, its object projected for `purpose` (`None`: kept whole).
+fn read(body: &[u8], project: Option<Purpose>) -> Result<Review, ReviewError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ReviewError::Empty);
     }
@@ -229,18 +249,19 @@ mod reading {
     use serde_json::Value;
 
     use super::GroupVersionKind;
-    use crate::projection::{Projected, Shape};
+    use crate::projection::{Projected, Purpose, Shape};
     use crate::target::Kind;
 
     #[derive(Clone, Copy)]
     struct Mode {
-        project: bool,
+        /// Projected for these decisions; `None`: kept whole.
+        project: Option<Purpose>,
         /// The shape of the request's kind.
         shape: Shape,
     }
 
     const OFF: Mode = Mode {
-        project: false,
+        project: None,
         shape: Shape::Whole,
     };
 
@@ -248,8 +269,8 @@ mod reading {
         static MODE: Cell<Mode> = const { Cell::new(OFF) };
     }
 
-    /// Run `f` (one parse) with projection on or off.
-    pub(super) fn with<T>(project: bool, f: impl FnOnce() -> T) -> T {
+    /// Run `f` (one parse) with projection for `project`, or off.
+    pub(super) fn with<T>(project: Option<Purpose>, f: impl FnOnce() -> T) -> T {
         MODE.set(Mode { project, ..OFF });
         let out = f();
         MODE.set(OFF);
@@ -272,13 +293,12 @@ mod reading {
     /// `request.object` / `oldObject`: projected for a Pod or a VespaSet.
     pub(super) fn object<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
         let mode = MODE.get();
-        let shape = if mode.project {
-            mode.shape
-        } else {
-            Shape::Whole
+        let (shape, purpose) = match mode.project {
+            Some(purpose) => (mode.shape, purpose),
+            None => (Shape::Whole, Purpose::Review),
         };
         // `null` is no object, as for `Option<Value>`.
-        match Projected(shape).deserialize(d)? {
+        match Projected(shape, purpose).deserialize(d)? {
             Value::Null => Ok(None),
             v => Ok(Some(v)),
         }
@@ -311,7 +331,7 @@ pub struct Decision {
     /// Denial message (empty when allowed).
     pub message: String,
     /// JSON patch operations (only when allowed and non-empty).
-    pub patch: Vec<Value>,
+    pub patch: Vec<Operation>,
     /// Warnings returned to the client.
     pub warnings: Vec<String>,
 }

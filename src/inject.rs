@@ -14,9 +14,10 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::layout::{CONTAINER, ENV_MIXED_MODE, Role, Wanted, wanted};
+use crate::layout::{CONTAINER, ENV_MIXED_MODE, Role, wanted};
+use crate::patch::{Operation, PatchValue, Shared};
 use crate::policy::INJECTED_ANNOTATION;
-use crate::ready::Ready;
+use crate::ready::{Ready, SharedWanted};
 use crate::settings::TlsSettings;
 use crate::target::{Kind, Template, field, override_templates, pointer, templates};
 
@@ -66,7 +67,7 @@ impl std::fmt::Display for Conflict {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Injection {
     /// JSON patch operations; empty when nothing changes.
-    pub patch: Vec<Value>,
+    pub patch: Vec<Operation>,
     /// Things the user should know (replaced stale entries).
     pub warnings: Vec<String>,
 }
@@ -109,7 +110,7 @@ pub fn inject_ready(
         return Ok(Injection::default());
     }
     for template in &templates {
-        plan.template(obj, template, ready.wanted(template.role).clone())?;
+        plan.template(obj, template, ready.wanted(template.role))?;
     }
     plan.conflicts.extend(override_conflicts_with(
         obj,
@@ -142,7 +143,7 @@ pub fn override_conflicts(
     override_conflicts_with(
         obj,
         kind,
-        &wanted(settings, Role::Application),
+        &SharedWanted::from(wanted(settings, Role::Application)),
         allow_mixed_mode,
     )
 }
@@ -151,7 +152,7 @@ pub fn override_conflicts(
 fn override_conflicts_with(
     obj: &Value,
     kind: Kind,
-    want: &Wanted,
+    want: &SharedWanted,
     allow_mixed_mode: bool,
 ) -> Vec<Conflict> {
     let pointers = override_templates(kind, obj);
@@ -201,25 +202,21 @@ fn override_conflicts_with(
 
 #[derive(Default)]
 struct Plan {
-    ops: Vec<Value>,
+    ops: Vec<Operation>,
     conflicts: Vec<Conflict>,
     warnings: Vec<String>,
     replace_ours: bool,
     allow_mixed_mode: bool,
 }
 
-fn add(path: String, value: Value) -> Value {
-    operation("add", path, value)
+/// `add` of a value built for this object.
+fn add(path: String, value: Value) -> Operation {
+    Operation::add(path, PatchValue::Built(value))
 }
 
-/// `{"op": op, "path": path, "value": value}`, built without copying `value`
-/// (`json!` would serialise it into a new tree).
-fn operation(op: &str, path: String, value: Value) -> Value {
-    let mut m = Map::with_capacity(3);
-    m.insert("op".into(), op.into());
-    m.insert("path".into(), path.into());
-    m.insert("value".into(), value);
-    Value::Object(m)
+/// Copies of shared entries, for a value built around them.
+fn values(entries: &[Shared]) -> Vec<Value> {
+    entries.iter().map(|e| e.value().clone()).collect()
 }
 
 /// `parent/token`: a JSON pointer one level down (`format!` costs more, and this
@@ -245,28 +242,26 @@ impl Plan {
         &mut self,
         obj: &Value,
         template: &Template,
-        want: Wanted,
+        want: &SharedWanted,
     ) -> Result<(), InjectError> {
-        // The wanted entries are moved into the patch, never copied.
-        let Wanted {
+        // The wanted entries are shared into the patch, never copied — except
+        // into a container or spec built whole (a template without either).
+        let SharedWanted {
             env,
             mounts,
             volumes,
         } = want;
-        let container = |env: Vec<Value>, mounts: Vec<Value>| {
+        let container = || {
             let mut c = Map::with_capacity(3);
             c.insert("name".into(), CONTAINER.into());
-            c.insert("env".into(), Value::Array(env));
-            c.insert("volumeMounts".into(), Value::Array(mounts));
+            c.insert("env".into(), Value::Array(values(env)));
+            c.insert("volumeMounts".into(), Value::Array(values(mounts)));
             Value::Object(c)
         };
         let Some(spec) = pointer(obj, template.pointer) else {
             let mut spec = Map::with_capacity(2);
-            spec.insert(
-                "containers".into(),
-                Value::Array(vec![container(env, mounts)]),
-            );
-            spec.insert("volumes".into(), Value::Array(volumes));
+            spec.insert("containers".into(), Value::Array(vec![container()]));
+            spec.insert("volumes".into(), Value::Array(values(volumes)));
             self.add_nested(obj, template.pointer, Value::Object(spec))?;
             return Ok(());
         };
@@ -275,10 +270,9 @@ impl Plan {
         // The vespa container.
         let containers_path = child(template.pointer, "containers");
         match spec.get("containers") {
-            None | Some(Value::Null) => self.ops.push(add(
-                containers_path,
-                Value::Array(vec![container(env, mounts)]),
-            )),
+            None | Some(Value::Null) => self
+                .ops
+                .push(add(containers_path, Value::Array(vec![container()]))),
             Some(containers) => {
                 let containers = as_array(containers, &containers_path)?;
                 let mut vespa = containers
@@ -288,7 +282,7 @@ impl Plan {
                 match (vespa.next(), vespa.next()) {
                     (None, _) => self
                         .ops
-                        .push(add(child(&containers_path, "-"), container(env, mounts))),
+                        .push(add(child(&containers_path, "-"), container())),
                     (Some((i, c)), None) => {
                         let path = format!("{containers_path}/{i}");
                         let c = as_object(c, &path)?;
@@ -355,7 +349,7 @@ impl Plan {
         parent: &Map<String, Value>,
         parent_path: &str,
         field: &str,
-        want: &[Value],
+        want: &[Shared],
         key: Key,
         what: &str,
     ) {
@@ -363,6 +357,7 @@ impl Plan {
         for (i, e) in existing.into_iter().flatten().enumerate() {
             let Some(w) = want
                 .iter()
+                .map(Shared::value)
                 .find(|w| key.of(w).is_some() && key.of(w) == key.of(e))
             else {
                 continue;
@@ -384,34 +379,37 @@ impl Plan {
         parent: &Map<String, Value>,
         parent_path: &str,
         field: &str,
-        want: Vec<Value>,
+        want: &[Shared],
         key: Key,
         what: &str,
     ) -> Result<(), InjectError> {
         let path = child(parent_path, field);
         let existing = match parent.get(field) {
             None | Some(Value::Null) => {
-                self.ops.push(add(path, Value::Array(want)));
+                self.ops
+                    .push(Operation::add(path, PatchValue::List(want.to_vec())));
                 return Ok(());
             }
             Some(v) => as_array(v, &path)?,
         };
-        for w in want {
-            let k = key.of(&w);
+        for shared in want {
+            let w = shared.value();
+            let k = key.of(w);
             let mut found = false;
             for (i, e) in existing.iter().enumerate() {
                 if key.of(e) != k {
                     continue;
                 }
                 found = true;
-                if !equivalent(e, &w) {
+                if !equivalent(e, w) {
                     let at = format!("{path}/{i}");
                     let what = format!("{what} {}", key.describe(k));
                     if self.replace_ours {
                         self.warnings.push(format!(
                             "{what} at {at} was replaced to match the namespace's current TLS settings"
                         ));
-                        self.ops.push(operation("replace", at, w.clone()));
+                        self.ops
+                            .push(Operation::replace(at, PatchValue::Shared(shared.clone())));
                     } else {
                         self.conflicts.push(Conflict {
                             path: at,
@@ -423,7 +421,10 @@ impl Plan {
                 }
             }
             if !found {
-                self.ops.push(add(child(&path, "-"), w));
+                self.ops.push(Operation::add(
+                    child(&path, "-"),
+                    PatchValue::Shared(shared.clone()),
+                ));
             }
         }
         Ok(())
@@ -557,8 +558,9 @@ fn type_name(v: &Value) -> &'static str {
 }
 
 /// Apply a patch built by [`inject`] to a copy of the object (offline use, tests).
-pub fn apply(obj: &Value, patch: &[Value]) -> Result<Value, InjectError> {
-    let ops: json_patch::Patch = serde_json::from_value(Value::Array(patch.to_vec()))
+pub fn apply(obj: &Value, patch: &[Operation]) -> Result<Value, InjectError> {
+    let ops: json_patch::Patch = serde_json::to_value(patch)
+        .and_then(serde_json::from_value)
         .map_err(|e| InjectError::Apply(e.to_string()))?;
     let mut out = obj.clone();
     json_patch::patch(&mut out, &ops).map_err(|e| InjectError::Apply(e.to_string()))?;

@@ -22,6 +22,25 @@ pub fn is_tls_env(name: &str) -> bool {
     name.starts_with("VESPA_TLS")
 }
 
+/// Whether a volume mount is one TLS injection or validation reads: mounted at
+/// a path of [`MTLS`] or [`INGRESS`]. The admission path keeps only these mounts
+/// of a container ([`crate::projection`]), so every mount read must be found by
+/// such a path.
+pub fn is_tls_mount_path(path: &str) -> bool {
+    [MTLS, INGRESS]
+        .iter()
+        .any(|p| p.certs_path == path || p.config_path == path)
+}
+
+/// Whether a volume is one TLS injection reads: named as a volume of [`MTLS`]
+/// or [`INGRESS`]. `/mutate` keeps only these volumes of a pod spec
+/// ([`crate::projection::Purpose::Mutation`]); validation reads whole volumes.
+pub fn is_tls_volume(name: &str) -> bool {
+    [MTLS, INGRESS]
+        .iter()
+        .any(|p| p.certs_volume == name || p.config_volume == name)
+}
+
 /// The mTLS parts.
 pub const MTLS: Part = Part {
     env: ENV_CONFIG,

@@ -21,6 +21,7 @@ pub mod inject;
 pub mod layout;
 pub mod namespaces;
 pub mod offline;
+pub mod patch;
 pub mod policy;
 pub mod projection;
 pub mod ready;

@@ -1,34 +1,42 @@
 //! Reading an admitted Pod or VespaSet as only the fields the decision reads.
 //!
 //! A Pod review is mostly content the webhook never looks at: images, ports,
-//! probes, resources, owner references, managed fields, and env vars that are
-//! not TLS's. Materialising all of it as a `serde_json::Value` (a `String` per
-//! key and per string, a map per object) was most of the server's CPU per
-//! review. [`Projected`] reads a Pod object in one pass and keeps only:
+//! probes, resources, owner references, managed fields, and env vars, mounts
+//! and volumes that are not TLS's. Materialising all of it as a
+//! `serde_json::Value` (a `String` per key and per string, a map per object)
+//! was most of the server's CPU per review. [`Projected`] reads a Pod object in
+//! one pass and keeps only:
 //!
 //! | where | kept |
 //! |---|---|
 //! | the object | `apiVersion`, `kind`, `metadata`, `spec` |
 //! | `metadata` | `name`, `generateName`, `namespace`, `labels`, `annotations`, `deletionTimestamp` |
-//! | `spec` | `containers`, `initContainers` (their entries as below), `volumes` (whole) |
-//! | a container | `name`, `volumeMounts` (whole), `env` (entries as below) |
-//! | an env entry | the whole entry when its name is TLS's ([`is_tls_env`]) or not a string; otherwise `null`, so that every index stays the same |
+//! | `spec` | `containers`, `initContainers` (their entries as below), `volumes` (for [`Purpose::Mutation`] as below, otherwise whole) |
+//! | a container | `name`, `env` and `volumeMounts` (entries as below) |
+//! | an entry of a keyed list ([`Keyed`]) | the whole entry when its key (`name`, `mountPath`) is a TLS one or not a string; otherwise `null`, so that every index stays the same |
 //!
 //! A VespaSet likewise: `apiVersion`, `kind`, `metadata` as above, and of its
 //! `spec` only `configServer` and `application` (of each only
 //! `podTemplate.spec`, read as a Pod's `spec`) and `profiles` (whole).
+//!
+//! Volumes are kept whole for `/validate`: it follows the mount at a TLS path to
+//! the volume that mount names, whatever its name, and `volumes` comes before
+//! `containers` in the apiserver's JSON, so one pass cannot know that name when
+//! it reads the volumes. `/mutate` reads only volumes of its own names.
 //!
 //! Everything else is still parsed — its syntax, UTF-8, numbers and nesting are
 //! checked exactly as a full parse checks them, so the same bodies are refused
 //! with the same errors — but never stored.
 //!
 //! The contract: the injector, the validator and the admission decision give the
-//! same answer on the projection as on the full object. `tests/core/props.rs`
+//! same answer on the projection as on the full object (the `/mutate` decision
+//! also on the [`Purpose::Mutation`] projection). `tests/core/projection.rs`
 //! and the `review` fuzz targets check exactly that against
 //! [`crate::admission::parse_review_complete`], the reading without projection.
-//! Where the projection cannot be exact in one pass — a second `name` in an env
-//! entry whose first name was not TLS's, or serde_json's internal raw-value key —
-//! it stops with [`REPARSE`] and the review is read again without projection.
+//! Where the projection cannot be exact in one pass — a second key (`name`,
+//! `mountPath`) in a list entry whose first was not a TLS one, or serde_json's
+//! internal raw-value key — it stops with [`REPARSE`] and the review is read
+//! again without projection.
 //!
 //! Namespaces are small and read whole.
 
@@ -39,7 +47,7 @@ use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
 
-use crate::layout::is_tls_env;
+use crate::layout::{is_tls_env, is_tls_mount_path, is_tls_volume};
 
 /// The error message that makes [`crate::admission::parse_review`] read the
 /// review again without projection.
@@ -72,16 +80,57 @@ pub enum Shape {
     Containers,
     /// One container.
     Container,
-    /// A container's `env`.
-    EnvList,
-    /// One env entry.
-    EnvVar,
+    /// A list whose entries are kept by their key.
+    List(Keyed),
+    /// One entry of such a list.
+    Entry(Keyed),
+}
+
+/// A list whose entries are kept whole only when their key is one the decision
+/// reads (or not a string); the others are read as `null`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keyed {
+    /// A container's `env`, by `name` ([`is_tls_env`]).
+    Env,
+    /// A container's `volumeMounts`, by `mountPath` ([`is_tls_mount_path`]).
+    Mounts,
+    /// A pod spec's `volumes`, by `name` ([`is_tls_volume`]); only for
+    /// [`Purpose::Mutation`].
+    Volumes,
+}
+
+impl Keyed {
+    /// The member that names an entry.
+    fn key(self) -> &'static str {
+        match self {
+            Keyed::Env | Keyed::Volumes => "name",
+            Keyed::Mounts => "mountPath",
+        }
+    }
+
+    /// Whether the decision reads an entry of this key.
+    fn reads(self, key: &str) -> bool {
+        match self {
+            Keyed::Env => is_tls_env(key),
+            Keyed::Mounts => is_tls_mount_path(key),
+            Keyed::Volumes => is_tls_volume(key),
+        }
+    }
+}
+
+/// Which decisions a projection serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// Both endpoints' (volumes kept whole).
+    Review,
+    /// Only `/mutate`'s (volumes kept by name).
+    Mutation,
 }
 
 impl Shape {
     /// The shape of the member `key` of a map of this shape; `None`: not kept.
     /// Shapes that are not maps (a list, or `Whole`) keep every member whole.
-    fn member(self, key: &str) -> Option<Shape> {
+    fn member(self, key: &str, purpose: Purpose) -> Option<Shape> {
         match (self, key) {
             (Shape::Pod | Shape::VespaSet, "apiVersion" | "kind") => Some(Shape::Whole),
             (Shape::Pod | Shape::VespaSet, "metadata") => Some(Shape::Metadata),
@@ -97,10 +146,14 @@ impl Shape {
                 | "deletionTimestamp",
             ) => Some(Shape::Whole),
             (Shape::PodSpec, "containers" | "initContainers") => Some(Shape::Containers),
-            (Shape::PodSpec, "volumes") => Some(Shape::Whole),
-            (Shape::Container, "name" | "volumeMounts") => Some(Shape::Whole),
-            (Shape::Container, "env") => Some(Shape::EnvList),
-            (Shape::Whole | Shape::Containers | Shape::EnvList | Shape::EnvVar, _) => {
+            (Shape::PodSpec, "volumes") => Some(match purpose {
+                Purpose::Review => Shape::Whole,
+                Purpose::Mutation => Shape::List(Keyed::Volumes),
+            }),
+            (Shape::Container, "name") => Some(Shape::Whole),
+            (Shape::Container, "env") => Some(Shape::List(Keyed::Env)),
+            (Shape::Container, "volumeMounts") => Some(Shape::List(Keyed::Mounts)),
+            (Shape::Whole | Shape::Containers | Shape::List(_) | Shape::Entry(_), _) => {
                 Some(Shape::Whole)
             }
             _ => None,
@@ -111,15 +164,16 @@ impl Shape {
     fn element(self) -> Shape {
         match self {
             Shape::Containers => Shape::Container,
-            Shape::EnvList => Shape::EnvVar,
+            Shape::List(keyed) => Shape::Entry(keyed),
             _ => Shape::Whole,
         }
     }
 }
 
-/// Read a value of the given shape as its projection (a [`DeserializeSeed`]).
+/// Read a value of the given shape as its projection for the given decisions
+/// (a [`DeserializeSeed`]).
 #[derive(Debug, Clone, Copy)]
-pub struct Projected(pub Shape);
+pub struct Projected(pub Shape, pub Purpose);
 
 impl<'de> DeserializeSeed<'de> for Projected {
     type Value = Value;
@@ -128,12 +182,12 @@ impl<'de> DeserializeSeed<'de> for Projected {
         match self.0 {
             // serde_json's own reading, exactly as a full parse.
             Shape::Whole => Value::deserialize(d),
-            shape => d.deserialize_any(ProjectedVisitor(shape)),
+            shape => d.deserialize_any(ProjectedVisitor(shape, self.1)),
         }
     }
 }
 
-struct ProjectedVisitor(Shape);
+struct ProjectedVisitor(Shape, Purpose);
 
 impl<'de> Visitor<'de> for ProjectedVisitor {
     type Value = Value;
@@ -176,11 +230,11 @@ impl<'de> Visitor<'de> for ProjectedVisitor {
     }
 
     fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        Projected(self.0).deserialize(d)
+        Projected(self.0, self.1).deserialize(d)
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let element = Projected(self.0.element());
+        let element = Projected(self.0.element(), self.1);
         let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
         while let Some(v) = seq.next_element_seed(element)? {
             out.push(v);
@@ -189,17 +243,17 @@ impl<'de> Visitor<'de> for ProjectedVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        if self.0 == Shape::EnvVar {
-            return env_var(map);
+        if let Shape::Entry(keyed) = self.0 {
+            return keyed_entry(map, keyed);
         }
         let mut out = Map::new();
         while let Some(key) = map.next_key::<Key<'de>>()? {
             if key.0 == RAW_VALUE_KEY {
                 return Err(de::Error::custom(REPARSE));
             }
-            match self.0.member(&key.0) {
+            match self.0.member(&key.0, self.1) {
                 Some(shape) => {
-                    let value = map.next_value_seed(Projected(shape))?;
+                    let value = map.next_value_seed(Projected(shape, self.1))?;
                     out.insert(key.0.into_owned(), value);
                 }
                 None => map.next_value_seed(Skip)?,
@@ -209,15 +263,16 @@ impl<'de> Visitor<'de> for ProjectedVisitor {
     }
 }
 
-/// One env entry: whole, or `null` when its name is a string that is not TLS's.
-fn env_var<'de, A: MapAccess<'de>>(mut map: A) -> Result<Value, A::Error> {
+/// One entry of a keyed list: whole, or `null` when its key is a string the
+/// decision does not read.
+fn keyed_entry<'de, A: MapAccess<'de>>(mut map: A, keyed: Keyed) -> Result<Value, A::Error> {
     let mut entry = Map::new();
     let mut dropped = false;
     while let Some(key) = map.next_key::<Key<'de>>()? {
         if key.0 == RAW_VALUE_KEY {
             return Err(de::Error::custom(REPARSE));
         }
-        if key.0 != "name" {
+        if key.0 != keyed.key() {
             if dropped {
                 map.next_value_seed(Skip)?;
             } else {
@@ -226,11 +281,11 @@ fn env_var<'de, A: MapAccess<'de>>(mut map: A) -> Result<Value, A::Error> {
             }
             continue;
         }
-        // Borrowed from the body: a name that is dropped costs no allocation.
+        // Borrowed from the body: a key that is dropped costs no allocation.
         let name = map.next_value::<Name<'de>>()?;
-        let not_tls = matches!(&name, Name::Str(s) if !is_tls_env(s));
+        let not_tls = matches!(&name, Name::Str(s) if !keyed.reads(s));
         if dropped && !not_tls {
-            // A later `name` (the last one wins) makes the entry TLS's, but its
+            // A later key (the last one wins) makes the entry TLS's, but its
             // other members were skipped: read the review again in full.
             return Err(de::Error::custom(REPARSE));
         }
@@ -248,8 +303,8 @@ fn env_var<'de, A: MapAccess<'de>>(mut map: A) -> Result<Value, A::Error> {
     })
 }
 
-/// An env entry's `name`: a string (borrowed from the body when it has no
-/// escapes), or any other value, read as a full parse reads it.
+/// A keyed entry's key (`name`, `mountPath`): a string (borrowed from the body
+/// when it has no escapes), or any other value, read as a full parse reads it.
 enum Name<'de> {
     Str(Cow<'de, str>),
     Other(Value),
@@ -267,7 +322,7 @@ impl Name<'_> {
 impl<'de> Deserialize<'de> for Name<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct NameVisitor;
-        const WHOLE: ProjectedVisitor = ProjectedVisitor(Shape::Whole);
+        const WHOLE: ProjectedVisitor = ProjectedVisitor(Shape::Whole, Purpose::Review);
         impl<'de> Visitor<'de> for NameVisitor {
             type Value = Name<'de>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -411,8 +466,12 @@ mod tests {
     use serde_json::json;
 
     fn project(text: &str) -> Result<Value, String> {
+        project_for(text, Purpose::Review)
+    }
+
+    fn project_for(text: &str, purpose: Purpose) -> Result<Value, String> {
         let mut d = serde_json::Deserializer::from_str(text);
-        let v = Projected(Shape::Pod)
+        let v = Projected(Shape::Pod, purpose)
             .deserialize(&mut d)
             .map_err(|e| e.to_string())?;
         d.end().map_err(|e| e.to_string())?;
@@ -426,38 +485,63 @@ mod tests {
             "metadata": {"name": "p", "uid": "x", "labels": {"a": "b"}, "ownerReferences": [{"kind": "StatefulSet"}]},
             "spec": {
                 "hostname": "h",
+                "volumes": [
+                    {"name": "v", "emptyDir": {}},
+                    {"configMap": {"name": "c"}, "name": "tls-config"},
+                    {"name": ["odd"]}
+                ],
                 "containers": [
                     {"name": "vespa", "image": "i", "env": [
                         {"name": "A", "value": "1"},
                         {"value": "/x", "name": "VESPA_TLS_CONFIG_FILE"},
                         {"name": 7, "value": "odd"},
                         "not an object"
-                    ], "volumeMounts": [{"name": "m", "mountPath": "/m"}]},
+                    ], "volumeMounts": [
+                        {"name": "m", "mountPath": "/m"},
+                        {"name": "mine", "mountPath": "/etc/tls"},
+                        {"name": "n"}
+                    ]},
                     {"name": "sidecar", "ports": [{"containerPort": 1}]}
-                ],
-                "volumes": [{"name": "v", "emptyDir": {}}]
+                ]
             },
             "status": {"phase": "Pending"}
         });
-        let projected = project(&pod.to_string()).unwrap();
-        assert_eq!(
-            projected,
+        let expected = |volumes: Value| {
             json!({
                 "apiVersion": "v1", "kind": "Pod",
                 "metadata": {"name": "p", "labels": {"a": "b"}},
                 "spec": {
+                    "volumes": volumes,
                     "containers": [
                         {"name": "vespa", "env": [
                             null,
                             {"value": "/x", "name": "VESPA_TLS_CONFIG_FILE"},
                             {"name": 7, "value": "odd"},
                             "not an object"
-                        ], "volumeMounts": [{"name": "m", "mountPath": "/m"}]},
+                        ], "volumeMounts": [
+                            null,
+                            {"name": "mine", "mountPath": "/etc/tls"},
+                            {"name": "n"}
+                        ]},
                         {"name": "sidecar"}
-                    ],
-                    "volumes": [{"name": "v", "emptyDir": {}}]
+                    ]
                 }
             })
+        };
+        // For both endpoints, volumes whole: /validate follows a mount to a
+        // volume of any name.
+        assert_eq!(
+            project(&pod.to_string()).unwrap(),
+            expected(pod["spec"]["volumes"].clone())
+        );
+        // For /mutate, only volumes of TLS's names (and odd ones) are kept.
+        assert_eq!(
+            project_for(&pod.to_string(), Purpose::Mutation).unwrap(),
+            expected(json!([
+                null,
+                {"configMap": {"name": "c"}, "name": "tls-config"},
+                {"name": ["odd"]}
+            ]))
         );
     }
 
@@ -484,6 +568,15 @@ mod tests {
         );
         let text = r#"{"spec":{"containers":[{"env":[{"name":"A","value":"v","name":"VESPA_TLS_CONFIG_FILE"}]}]}}"#;
         assert!(project(text).unwrap_err().starts_with(REPARSE));
+        let text = r#"{"spec":{"containers":[{"volumeMounts":[{"mountPath":"/m","name":"x","mountPath":"/etc/tls"}]}]}}"#;
+        assert!(project(text).unwrap_err().starts_with(REPARSE));
+        let text = r#"{"spec":{"volumes":[{"name":"data","emptyDir":{},"name":"tls-certs"}]}}"#;
+        assert!(
+            project(text).is_ok(),
+            "volumes are whole for both endpoints"
+        );
+        let e = project_for(text, Purpose::Mutation).unwrap_err();
+        assert!(e.starts_with(REPARSE));
         let text = format!(r#"{{"spec":{{"{RAW_VALUE_KEY}":"1"}}}}"#);
         assert!(project(&text).unwrap_err().starts_with(REPARSE));
     }
@@ -510,7 +603,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         let mut d = serde_json::Deserializer::from_slice(&bytes);
-        let projected = Projected(Shape::Pod)
+        let projected = Projected(Shape::Pod, Purpose::Review)
             .deserialize(&mut d)
             .unwrap_err()
             .to_string();

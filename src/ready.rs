@@ -18,7 +18,10 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use serde_json::Value;
+
 use crate::layout::{Role, Wanted, wanted};
+use crate::patch::Shared;
 use crate::policy::{ClusterPolicy, NamespaceMeta};
 use crate::settings::{PREFIX, SettingError, TlsSettings};
 
@@ -29,8 +32,31 @@ pub struct Ready {
     pub settings: TlsSettings,
     /// [`TlsSettings::fingerprint`] of them.
     pub fingerprint: String,
-    config_server: Wanted,
-    application: Wanted,
+    config_server: SharedWanted,
+    application: SharedWanted,
+}
+
+/// [`Wanted`] with every entry [`Shared`]: a patch holds these entries instead
+/// of copies, and they are written as JSON once ([`crate::patch`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SharedWanted {
+    /// Env entries for the `vespa` container, in order.
+    pub env: Vec<Shared>,
+    /// Volume mounts for the `vespa` container, in order.
+    pub mounts: Vec<Shared>,
+    /// Pod volumes, in order.
+    pub volumes: Vec<Shared>,
+}
+
+impl From<Wanted> for SharedWanted {
+    fn from(w: Wanted) -> SharedWanted {
+        let share = |entries: Vec<Value>| entries.into_iter().map(Shared::new).collect();
+        SharedWanted {
+            env: share(w.env),
+            mounts: share(w.mounts),
+            volumes: share(w.volumes),
+        }
+    }
 }
 
 /// A namespace's [`Ready`] settings, or every reason they are refused
@@ -41,12 +67,12 @@ impl Ready {
     /// Derive the fingerprint and each role's wanted entries from `settings`.
     pub fn new(settings: TlsSettings) -> Self {
         let fingerprint = settings.fingerprint();
-        let config_server = wanted(&settings, Role::ConfigServer);
+        let config_server = SharedWanted::from(wanted(&settings, Role::ConfigServer));
         // The two roles want the same unless ingress TLS is on.
         let application = if settings.ingress.is_none() {
             config_server.clone()
         } else {
-            wanted(&settings, Role::Application)
+            SharedWanted::from(wanted(&settings, Role::Application))
         };
         Ready {
             settings,
@@ -57,7 +83,7 @@ impl Ready {
     }
 
     /// What a template of `role` must contain ([`wanted`]).
-    pub fn wanted(&self, role: Role) -> &Wanted {
+    pub fn wanted(&self, role: Role) -> &SharedWanted {
         match role {
             Role::ConfigServer => &self.config_server,
             Role::Application => &self.application,
@@ -197,11 +223,11 @@ mod tests {
         assert_eq!(ready.fingerprint, settings.fingerprint());
         assert_eq!(
             ready.wanted(Role::ConfigServer),
-            &wanted(&settings, Role::ConfigServer)
+            &SharedWanted::from(wanted(&settings, Role::ConfigServer))
         );
         assert_eq!(
             ready.wanted(Role::Application),
-            &wanted(&settings, Role::Application)
+            &SharedWanted::from(wanted(&settings, Role::Application))
         );
         // With ingress TLS the roles differ, and each is still its own.
         let ingress = p
@@ -214,7 +240,7 @@ mod tests {
         );
         assert_eq!(
             ready.wanted(Role::Application),
-            &wanted(&ingress, Role::Application)
+            &SharedWanted::from(wanted(&ingress, Role::Application))
         );
     }
 

@@ -758,7 +758,7 @@ async fn admit(app: &App, endpoint: Endpoint, req: Request) -> Response {
             return e.into_response();
         }
     };
-    let review = match admission::parse_review(&body) {
+    let review = match admission::parse_review_for(endpoint, &body) {
         Ok(r) => r,
         Err(e) => {
             refuse("bad-request", &e);

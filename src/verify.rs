@@ -643,10 +643,7 @@ mod tests {
     fn injected(obj: &Value, kind: Kind, meta: &NamespaceMeta, policy: &ClusterPolicy) -> Value {
         let settings = policy.settings_for(meta).unwrap();
         let patch = inject(obj, kind, &settings, false).unwrap().patch;
-        let mut out = obj.clone();
-        let patch: json_patch::Patch = serde_json::from_value(Value::Array(patch)).unwrap();
-        json_patch::patch(&mut out, &patch).unwrap();
-        out
+        crate::inject::apply(obj, &patch).unwrap()
     }
 
     /// A namespace with everything in place (ConfigMap, issuer).

@@ -13,10 +13,11 @@ use arbitrary::{Result, Unstructured};
 use base64::Engine;
 use serde_json::{Map, Value, json};
 use vespa_tls_webhook::admission::{
-    Decision, Endpoint, Review, decide, parse_review, parse_review_complete,
+    Decision, Endpoint, Review, decide, parse_review, parse_review_complete, parse_review_for,
 };
 use vespa_tls_webhook::duration::GoDuration;
 use vespa_tls_webhook::inject::apply;
+use vespa_tls_webhook::patch::Operation;
 use vespa_tls_webhook::layout::{Role, wanted};
 use vespa_tls_webhook::policy::{ClusterPolicy, INJECTION_LABEL, NamespaceMeta};
 use vespa_tls_webhook::settings::TlsSettings;
@@ -91,6 +92,15 @@ pub fn check_projection(
 ) -> Option<Review> {
     let projected = parse_review(body);
     let complete = parse_review_complete(body);
+    // The server's readings, for /mutate and for /validate.
+    let own = [Endpoint::Mutate, Endpoint::Validate].map(|e| parse_review_for(e, body));
+    for reading in &own {
+        assert_eq!(
+            reading.as_ref().err(),
+            complete.as_ref().err(),
+            "the projection changed acceptance or the error"
+        );
+    }
     let (projected, complete) = match (projected, complete) {
         (Err(a), Err(b)) => {
             assert_eq!(a, b, "the projection changed the error");
@@ -99,6 +109,7 @@ pub fn check_projection(
         (Ok(a), Ok(b)) => (a, b),
         (a, b) => panic!("the projection changed acceptance: {a:?} vs {b:?}"),
     };
+    let [for_mutate, for_validate] = own.map(|r| r.expect("accepted, as checked above"));
     let name = complete.namespace().unwrap_or("vespa").to_string();
     for (n, ns) in namespaces(&name).iter().enumerate() {
         for (p, (pname, policy)) in policies().iter().enumerate() {
@@ -106,10 +117,16 @@ pub fn check_projection(
                 continue;
             }
             for endpoint in [Endpoint::Mutate, Endpoint::Validate] {
-                let a = decide(endpoint, &projected, policy, Some(ns));
                 let b = decide(endpoint, &complete, policy, Some(ns));
-                assert_eq!(a, b, "projection changed the decision ({pname}, {ns:?})");
-                assert_eq!(projected.respond(&a), complete.respond(&b));
+                let server = match endpoint {
+                    Endpoint::Mutate => &for_mutate,
+                    Endpoint::Validate => &for_validate,
+                };
+                for own in [&projected, server] {
+                    let a = decide(endpoint, own, policy, Some(ns));
+                    assert_eq!(a, b, "projection changed the decision ({pname}, {ns:?})");
+                    assert_eq!(own.respond(&a), complete.respond(&b));
+                }
             }
         }
     }
@@ -176,7 +193,7 @@ fn check_decision(
         Ok(p) => p,
         Err(e) => panic!(
             "policy {pname}, ns {ns:?}: patch does not apply: {e}\nobject: {object}\npatch: {}",
-            Value::Array(d.patch.clone())
+            Value::Array(d.patch.iter().map(Operation::to_value).collect())
         ),
     };
     let mut again = review.clone();
@@ -237,7 +254,10 @@ pub fn check_response(review: &Review, d: &Decision) {
                 .unwrap_or_else(|e| panic!("patch is not base64: {e}"));
             let ops: Value =
                 serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("patch is not JSON: {e}"));
-            assert_eq!(ops, Value::Array(d.patch.clone()));
+            assert_eq!(
+                ops,
+                Value::Array(d.patch.iter().map(Operation::to_value).collect())
+            );
         }
     }
 }

@@ -74,7 +74,7 @@ fn step4_itself_is_left_alone_but_for_the_fingerprint() {
     );
     assert!(d.allowed);
     assert_eq!(d.patch.len(), 1, "only the annotation: {:?}", d.patch);
-    assert_eq!(d.patch[0]["path"], "/metadata/annotations");
+    assert_eq!(d.patch[0].path, "/metadata/annotations");
 }
 
 #[test]

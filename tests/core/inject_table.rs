@@ -104,7 +104,7 @@ fn missing_arrays_each_added_whole() {
         assert!(
             d.patch
                 .iter()
-                .any(|op| op["path"] == format!("{APP}/{missing}")),
+                .any(|op| op.path == format!("{APP}/{missing}")),
             "{missing}: {:?}",
             d.patch
         );

@@ -6,7 +6,9 @@
 
 use proptest::prelude::*;
 use serde_json::{Value, json};
-use vespa_tls_webhook::admission::{Endpoint, decide, parse_review, parse_review_complete};
+use vespa_tls_webhook::admission::{
+    Endpoint, decide, parse_review, parse_review_complete, parse_review_for,
+};
 use vespa_tls_webhook::layout::{Role, Wanted, wanted};
 use vespa_tls_webhook::policy::{ClusterPolicy, NamespaceMeta};
 
@@ -38,6 +40,8 @@ fn mount_pool() -> Vec<Value> {
     let mut pool = ours().mounts;
     pool.push(json!({"name": "mine", "mountPath": "/etc/tls"}));
     pool.push(json!({"name": "data", "mountPath": "/data"}));
+    pool.push(json!({"name": "tls-certs", "mountPath": "/opt/certs", "readOnly": true}));
+    pool.push(json!({"mountPath": "/etc/tls-config/tls-config.json", "name": "cfg"}));
     pool
 }
 
@@ -172,10 +176,14 @@ fn check(object: Value, group: &str, kind: &str) -> Result<(), TestCaseError> {
         for policy in &policies() {
             for n in &namespaces() {
                 for endpoint in [Endpoint::Mutate, Endpoint::Validate] {
-                    let p = decide(endpoint, &projected, policy, Some(n));
                     let c = decide(endpoint, &complete, policy, Some(n));
-                    prop_assert_eq!(&p, &c);
-                    prop_assert_eq!(projected.respond(&p), complete.respond(&c));
+                    // The projection for both endpoints, and the server's for this one.
+                    let own = parse_review_for(endpoint, &body).unwrap();
+                    for projected in [&projected, &own] {
+                        let p = decide(endpoint, projected, policy, Some(n));
+                        prop_assert_eq!(&p, &c);
+                        prop_assert_eq!(projected.respond(&p), complete.respond(&c));
+                    }
                 }
             }
         }
