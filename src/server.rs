@@ -51,7 +51,7 @@ use http_body_util::BodyExt;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
@@ -79,6 +79,10 @@ const DRAIN_LIMIT: u64 = 16 * 1024 * 1024;
 
 /// Body buffer allocated up front (it grows as data arrives).
 const INITIAL_BUFFER: usize = 64 * 1024;
+
+/// Bytes read from a TLS connection's socket at once (rustls alone reads 4 KiB
+/// at a time: three system calls for a 10 KB review instead of one).
+const READ_BUFFER: usize = 16 * 1024;
 
 /// How long an admission request waits for room under the in-flight limits
 /// before it is answered 503 (the apiserver gives a webhook at most 5 s).
@@ -477,6 +481,9 @@ async fn serve_connection(
     };
     // A handshake under way at shutdown is finished (bounded by the read
     // timeout): the client connected while we were accepting, so it is served.
+    // rustls reads at most 4 KiB per call: below it, one read of up to
+    // READ_BUFFER takes a whole ~10 KB review from the socket at once.
+    let stream = BufReader::with_capacity(READ_BUFFER, stream);
     let stream = match tokio::time::timeout(conn.read_timeout, acceptor.accept(stream)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
