@@ -3,7 +3,8 @@
 //!
 //! The functional core is pure and synchronous: [`policy`] and [`settings`]
 //! (cluster policy + namespace → effective settings), [`inject`] (settings +
-//! object → JSON patch), [`validate`] (object + policy → findings) and
+//! object → JSON patch, its operations in [`patch`]), [`validate`] (object +
+//! policy → findings) and
 //! [`admission`] (AdmissionReview → decision). The shell — [`server`],
 //! [`tls`], [`namespace_view`], [`policy_watch`], [`metrics`] and [`cli`] — does
 //! the I/O around it.
