@@ -173,13 +173,16 @@ fn check(object: Value, group: &str, kind: &str) -> Result<(), TestCaseError> {
         let complete = parse_review_complete(&body).unwrap();
         prop_assert_eq!(complete.request.object.as_ref(), Some(&object));
         prop_assert_ne!(&projected.request.object, &complete.request.object);
+        // What the server reads for each endpoint.
+        let server = [Endpoint::Mutate, Endpoint::Validate]
+            .map(|e| (e, parse_review_for(e, &body).unwrap()));
         for policy in &policies() {
             for n in &namespaces() {
-                for endpoint in [Endpoint::Mutate, Endpoint::Validate] {
+                for (endpoint, own) in &server {
+                    let endpoint = *endpoint;
                     let c = decide(endpoint, &complete, policy, Some(n));
                     // The projection for both endpoints, and the server's for this one.
-                    let own = parse_review_for(endpoint, &body).unwrap();
-                    for projected in [&projected, &own] {
+                    for projected in [&projected, own] {
                         let p = decide(endpoint, projected, policy, Some(n));
                         prop_assert_eq!(&p, &c);
                         prop_assert_eq!(projected.respond(&p), complete.respond(&c));
