@@ -107,9 +107,14 @@ pub struct ServeArgs {
     #[arg(long, env = "VTW_IDLE_TIMEOUT", default_value_t = crate::conn_timer::DEFAULT_IDLE_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub idle_timeout_secs: u64,
     /// Idle keep-alive connections kept at most; when another connection arrives with this
-    /// many idle, the one idle longest is closed (about 20 KiB each).
+    /// many idle, the one idle longest is closed (about 35 KiB each).
     #[arg(long, env = "VTW_MAX_IDLE_CONNECTIONS", default_value_t = crate::conn_timer::DEFAULT_MAX_IDLE as u64, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub max_idle_connections: u64,
+    /// Connections open at most on each listener (handshaking, busy or idle); when another
+    /// arrives with this many open, the one idle longest is closed, or with none idle the new
+    /// one is refused (about 35 KiB each, 90 KiB while a body arrives).
+    #[arg(long, env = "VTW_MAX_CONNECTIONS", default_value_t = crate::conn_timer::DEFAULT_MAX_OPEN as u64, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections: u64,
     /// Admission requests read and decided at once; more wait up to 1 s, then get 503.
     #[arg(long, env = "VTW_MAX_IN_FLIGHT", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub max_in_flight: u64,

@@ -20,7 +20,7 @@
 //! | receiving a request (a byte after idle) | its headers, up to the blank line, must end within the read timeout of that first byte |
 //! | past the headers | nothing: the handler times the body (and answers 408); an interim `100 Continue` does not end the request |
 //! | idle when shutdown begins | closed if no request starts within the read timeout |
-//! | idle longest when another connection arrives with [`IdleLimit`]'s maximum idle | closed |
+//! | idle longest when another connection arrives with [`ConnLimit`]'s maximum idle, or its maximum open | closed |
 //!
 //! A request pipelined behind another (which the apiserver never does) is bounded
 //! by hyper's timer alone.
@@ -57,7 +57,7 @@ enum Phase {
 }
 
 impl Phase {
-    /// Waiting for a request ([`IdleLimit`] counts it as idle).
+    /// Waiting for a request ([`ConnLimit`] counts it as idle).
     fn is_idle(self) -> bool {
         matches!(self, Phase::Idle | Phase::Closing)
     }
@@ -71,28 +71,48 @@ const CONTINUE: &[u8] = b"HTTP/1.1 100 ";
 /// connections.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// The default of [`IdleLimit`] (`--max-idle-connections`): about 10 MiB of idle
-/// TLS connections, far more than the apiserver keeps open.
+/// The default of [`ConnLimit`]'s idle bound (`--max-idle-connections`): about
+/// 18 MiB of idle TLS connections, far more than the apiserver keeps open.
 pub const DEFAULT_MAX_IDLE: usize = 512;
 
-/// At most this many connections stay idle: when a connection arrives while the
-/// maximum are idle, the one idle longest is closed. Idle connections cost about
-/// 20 KiB each and are kept up to the idle timeout, so without a bound any client
-/// that can connect could hold memory by opening connections and going quiet.
-/// (Closing an idle connection can race a request sent on it at that moment —
-/// the reason idle connections are kept at all — so this is for abuse, and the
-/// bound is far above what the apiserver keeps.)
+/// The default of [`ConnLimit`]'s bound on open connections (`--max-connections`).
+/// A connection costs about 8 KiB before its TLS handshake, 35 KiB once past it
+/// (rustls and the 16 KiB read buffer) and about 90 KiB while a body arrives
+/// (measured with 500 each, 2026-11-28): 512 keep the worst case near 50 MiB,
+/// beside the 16 MiB of bodies decided at once, within the shipped 128 MiB limit.
+pub const DEFAULT_MAX_OPEN: usize = 512;
+
+/// The bounds on a listener's connections.
+///
+/// Idle: at most `max_idle` connections stay idle; when a connection arrives
+/// while the maximum are idle, the one idle longest is closed. Idle connections
+/// cost about 35 KiB each and are kept up to the idle timeout, so without a
+/// bound any client that can connect could hold memory by opening connections
+/// and going quiet. (Closing an idle connection can race a request sent on it at
+/// that moment — the reason idle connections are kept at all — so this is for
+/// abuse, and the bound is far above what the apiserver keeps.)
+///
+/// Open: at most `max_open` connections are open, busy (in their TLS handshake,
+/// or with a request under way) or idle. A connection arriving with the maximum
+/// open closes the one idle longest to make room; when none is idle, the new
+/// connection is refused — closed as soon as it is accepted, before its
+/// handshake. Busy connections end by themselves (each phase of a request is
+/// bounded by the read timeout), so a refusal lasts only while clients keep that
+/// many requests under way; it bounds memory whatever clients do.
 ///
 /// The lock is taken when a connection opens and closes; a connection turning
 /// idle or busy only writes its own [`Slot`], so a review takes no lock here.
 #[derive(Debug)]
-pub struct IdleLimit {
-    max: usize,
+pub struct ConnLimit {
+    max_idle: usize,
+    max_open: usize,
     /// What idle times are counted from.
     origin: Instant,
     conns: Mutex<Conns>,
-    /// Connections closed to make room.
+    /// Idle connections closed to make room.
     closed: Counter,
+    /// Connections refused with the maximum open and none idle.
+    refused: Counter,
 }
 
 #[derive(Debug, Default)]
@@ -101,7 +121,7 @@ struct Conns {
     open: HashMap<u64, Arc<Slot>>,
 }
 
-/// One open connection as [`IdleLimit`] sees it.
+/// One open connection as [`ConnLimit`] sees it.
 #[derive(Debug, Default)]
 struct Slot {
     /// Nanoseconds from the limit's origin to when the connection turned idle,
@@ -117,15 +137,23 @@ impl Slot {
     }
 }
 
-impl IdleLimit {
-    /// A bound of `max` idle connections (at least 1), counting those it closes
-    /// in `closed`.
-    pub fn new(max: usize, closed: Counter) -> Arc<IdleLimit> {
-        Arc::new(IdleLimit {
-            max: max.max(1),
+impl ConnLimit {
+    /// Bounds of `max_open` open and `max_idle` idle connections (each at least
+    /// 1), counting idle connections closed to make room in `closed` and
+    /// connections refused in `refused`.
+    pub fn new(
+        max_open: usize,
+        max_idle: usize,
+        closed: Counter,
+        refused: Counter,
+    ) -> Arc<ConnLimit> {
+        Arc::new(ConnLimit {
+            max_idle: max_idle.max(1),
+            max_open: max_open.max(1),
             origin: Instant::now(),
             conns: Mutex::default(),
             closed,
+            refused,
         })
     }
 
@@ -135,8 +163,9 @@ impl IdleLimit {
     }
 
     /// A new connection: counted from now, busy. Closes the connection idle
-    /// longest if the maximum are idle.
-    pub fn register(self: &Arc<Self>) -> Registration {
+    /// longest if the maximum are idle or open; `None` (the connection is to be
+    /// refused) if the maximum are open and none is idle.
+    pub fn register(self: &Arc<Self>) -> Option<Registration> {
         let slot = Arc::new(Slot::default());
         let mut conns = self.lock();
         let mut idle = 0;
@@ -149,23 +178,35 @@ impl IdleLimit {
                 }
             }
         }
-        if idle >= self.max
+        if (idle >= self.max_idle || conns.open.len() >= self.max_open)
             && let Some((_, id)) = longest
             && let Some(evicted) = conns.open.remove(&id)
         {
-            tracing::debug!(max = self.max, "closing the connection idle longest");
+            tracing::debug!(
+                max_idle = self.max_idle,
+                max_open = self.max_open,
+                "closing the connection idle longest"
+            );
             evicted.evict.cancel();
             self.closed.inc();
+        }
+        if conns.open.len() >= self.max_open {
+            tracing::debug!(
+                max_open = self.max_open,
+                "refusing a connection: the maximum are open and busy"
+            );
+            self.refused.inc();
+            return None;
         }
         let id = conns.next_id;
         conns.next_id += 1;
         conns.open.insert(id, slot.clone());
-        Registration {
+        Some(Registration {
             limit: self.clone(),
             id,
             evicted: Box::pin(slot.evict.clone().cancelled_owned()),
             slot,
-        }
+        })
     }
 
     /// How many connections are open and how many of them idle.
@@ -180,10 +221,10 @@ impl IdleLimit {
     }
 }
 
-/// One connection's place in its [`IdleLimit`]; leaves it when dropped.
+/// One connection's place in its [`ConnLimit`]; leaves it when dropped.
 #[derive(Debug)]
 pub struct Registration {
-    limit: Arc<IdleLimit>,
+    limit: Arc<ConnLimit>,
     id: u64,
     slot: Arc<Slot>,
     evicted: Pin<Box<WaitForCancellationFutureOwned>>,
@@ -302,7 +343,7 @@ impl<S> Timed<S> {
     /// The read found nothing to read: whether the connection's time is up.
     fn waiting(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if self.phase.is_idle() && self.registration.evicted.as_mut().poll(cx).is_ready() {
-            // Closed to make room ([`IdleLimit`]): read as the end of the stream.
+            // Closed to make room ([`ConnLimit`]): read as the end of the stream.
             return Poll::Ready(Ok(()));
         }
         if self.phase == Phase::Idle && self.shutdown.as_mut().poll(cx).is_ready() {
@@ -407,7 +448,9 @@ mod tests {
                 a,
                 T,
                 CancellationToken::new(),
-                IdleLimit::new(8, Counter::default()).register(),
+                ConnLimit::new(8, 8, Counter::default(), Counter::default())
+                    .register()
+                    .unwrap(),
             );
             t.read_bytes(b"POST /mutate HTTP/1.1\r\nhost: x\r");
             assert_eq!(t.phase, Phase::Headers { line: Line::Within });
@@ -448,7 +491,9 @@ mod tests {
             server,
             T,
             CancellationToken::new(),
-            IdleLimit::new(8, Counter::default()).register(),
+            ConnLimit::new(8, 8, Counter::default(), Counter::default())
+                .register()
+                .unwrap(),
         );
         let mut buf = [0u8; 256];
         client
@@ -494,7 +539,9 @@ mod tests {
             server,
             T,
             CancellationToken::new(),
-            IdleLimit::new(8, Counter::default()).register(),
+            ConnLimit::new(8, 8, Counter::default(), Counter::default())
+                .register()
+                .unwrap(),
         );
         let start = Instant::now();
         let e = t.read(&mut [0u8; 16]).await.unwrap_err();
@@ -511,7 +558,9 @@ mod tests {
                 server,
                 T,
                 token.clone(),
-                IdleLimit::new(8, Counter::default()).register(),
+                ConnLimit::new(8, 8, Counter::default(), Counter::default())
+                    .register()
+                    .unwrap(),
             );
             client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
             let mut buf = [0u8; 64];
@@ -541,12 +590,17 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn beyond_the_maximum_idle_the_connection_idle_longest_is_closed() {
         let closed = Counter::default();
-        let limit = IdleLimit::new(2, closed.clone());
+        let limit = ConnLimit::new(100, 2, closed.clone(), Counter::default());
         let mut clients = Vec::new();
         let mut timed = Vec::new();
         for _ in 0..3 {
             let (server, mut client) = duplex(1024);
-            let mut t = Timed::new(server, T, CancellationToken::new(), limit.register());
+            let mut t = Timed::new(
+                server,
+                T,
+                CancellationToken::new(),
+                limit.register().unwrap(),
+            );
             client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
             assert_eq!(t.read(&mut [0u8; 64]).await.unwrap(), 18);
             t.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await.unwrap();
@@ -567,7 +621,12 @@ mod tests {
         assert_eq!(timed[2].read(&mut buf).await.unwrap(), 18);
         assert_eq!(limit.counts(), (2, 1));
         let (server, _client) = duplex(64);
-        let fourth = Timed::new(server, T, CancellationToken::new(), limit.register());
+        let fourth = Timed::new(
+            server,
+            T,
+            CancellationToken::new(),
+            limit.register().unwrap(),
+        );
         assert_eq!(limit.counts(), (3, 1));
         // The third answers and is idle again; a fifth arrives with two idle: the
         // second (idle longest) goes, never the busy fourth.
@@ -576,7 +635,12 @@ mod tests {
             .await
             .unwrap();
         let (server, _client) = duplex(64);
-        let fifth = Timed::new(server, T, CancellationToken::new(), limit.register());
+        let fifth = Timed::new(
+            server,
+            T,
+            CancellationToken::new(),
+            limit.register().unwrap(),
+        );
         assert_eq!(limit.counts(), (3, 1));
         let second = tokio::time::timeout(Duration::from_millis(10), timed[1].read(&mut buf));
         assert_eq!(
@@ -591,5 +655,47 @@ mod tests {
         }
         drop((fourth, fifth));
         assert_eq!(limit.counts(), (0, 0), "every connection left on drop");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn beyond_the_maximum_open_an_idle_one_makes_room_else_the_new_one_is_refused() {
+        let closed = Counter::default();
+        let refused = Counter::default();
+        let limit = ConnLimit::new(2, 8, closed.clone(), refused.clone());
+        let (server, mut first_client) = duplex(1024);
+        let mut first = Timed::new(
+            server,
+            T,
+            CancellationToken::new(),
+            limit.register().unwrap(),
+        );
+        let second = limit.register().unwrap();
+        // Two open, both busy (a new connection is busy until its first answer).
+        assert!(limit.register().is_none(), "the third is refused");
+        assert_eq!((refused.get(), closed.get()), (1, 0));
+        assert_eq!(limit.counts(), (2, 0));
+        // The first answers a request and is idle: the next arrival closes it.
+        first_client
+            .write_all(b"GET / HTTP/1.1\r\n\r\n")
+            .await
+            .unwrap();
+        assert_eq!(first.read(&mut [0u8; 64]).await.unwrap(), 18);
+        first.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await.unwrap();
+        assert_eq!(limit.counts(), (2, 1));
+        let third = limit.register().expect("room made by closing the idle one");
+        assert_eq!((refused.get(), closed.get()), (1, 1));
+        assert_eq!(limit.counts(), (2, 0));
+        assert_eq!(
+            first.read(&mut [0u8; 64]).await.unwrap(),
+            0,
+            "read as closed"
+        );
+        // A connection that ends leaves room.
+        drop(second);
+        let fourth = limit.register().expect("room left by the second");
+        assert!(limit.register().is_none());
+        assert_eq!(refused.get(), 2);
+        drop((first, third, fourth));
+        assert_eq!(limit.counts(), (0, 0));
     }
 }

@@ -12,7 +12,8 @@
 //! | `vespa_tls_webhook_namespace_view_last_success_timestamp_seconds` | |
 //! | `vespa_tls_webhook_readiness` (1 passing, 0 failing; refreshed on each `/readyz` and scrape) | `check` (`certificate`, `namespace_view_synced`, `namespace_view_fresh`) |
 //! | `vespa_tls_webhook_admission_in_flight` | |
-//! | `vespa_tls_webhook_idle_connections_closed_total` (to stay within `--max-idle-connections`) | |
+//! | `vespa_tls_webhook_idle_connections_closed_total` (to stay within `--max-idle-connections` or `--max-connections`) | |
+//! | `vespa_tls_webhook_connections_refused_total` (`--max-connections` open and none idle) | |
 //!
 //! Every label value is a `&'static str` from a small fixed set, so a request
 //! costs a hash lookup under a read lock and no allocation, and no client can
@@ -132,6 +133,7 @@ pub struct Metrics {
     readiness: Family<CheckLabels, Gauge>,
     in_flight: Gauge,
     idle_connections_closed: Counter,
+    connections_refused: Counter,
 }
 
 impl Default for Metrics {
@@ -247,8 +249,14 @@ impl Metrics {
         let idle_connections_closed = Counter::default();
         registry.register(
             "idle_connections_closed",
-            "Idle keep-alive connections closed because another connection arrived while --max-idle-connections were idle",
+            "Idle keep-alive connections closed because another connection arrived while --max-idle-connections were idle or --max-connections open",
             idle_connections_closed.clone(),
+        );
+        let connections_refused = Counter::default();
+        registry.register(
+            "connections_refused",
+            "Connections closed as soon as accepted because --max-connections were open and none was idle",
+            connections_refused.clone(),
         );
         for ok in [true, false] {
             let _ = certificate_reloads.get_or_create(&result(ok));
@@ -275,13 +283,20 @@ impl Metrics {
             readiness,
             in_flight,
             idle_connections_closed,
+            connections_refused,
         }
     }
 
     /// The counter of idle connections closed to make room, for the
-    /// [`crate::conn_timer::IdleLimit`] that closes them.
+    /// [`crate::conn_timer::ConnLimit`] that closes them.
     pub fn idle_connections_closed(&self) -> Counter {
         self.idle_connections_closed.clone()
+    }
+
+    /// The counter of connections refused, for the
+    /// [`crate::conn_timer::ConnLimit`] that refuses them.
+    pub fn connections_refused(&self) -> Counter {
+        self.connections_refused.clone()
     }
 
     /// Count one admission request and observe its latency.

@@ -130,6 +130,7 @@ fn config(args: ServeArgs) -> anyhow::Result<ServerConfig> {
     config.read_timeout = Duration::from_secs(args.read_timeout_secs.max(1));
     config.idle_timeout = Duration::from_secs(args.idle_timeout_secs);
     config.max_idle_connections = usize::try_from(args.max_idle_connections).unwrap_or(usize::MAX);
+    config.max_connections = usize::try_from(args.max_connections).unwrap_or(usize::MAX);
     config.max_in_flight = usize::try_from(args.max_in_flight).unwrap_or(usize::MAX);
     config.max_in_flight_body_bytes =
         usize::try_from(args.max_in_flight_mib.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX);

@@ -15,7 +15,11 @@
 //! connection's from the handshake), and each request body within the read
 //! timeout, so a slow client cannot pin a connection. Between requests a
 //! keep-alive connection may sit idle for the idle timeout (120 s), longer than
-//! the apiserver keeps it ([`crate::conn_timer`]).
+//! the apiserver keeps it ([`crate::conn_timer`]). Each listener keeps at most
+//! `max_connections` open and `max_idle_connections` idle: beyond either, the
+//! connection idle longest is closed, and with the maximum open and none idle a
+//! new connection is closed as soon as it is accepted
+//! ([`crate::conn_timer::ConnLimit`]).
 //!
 //! On shutdown the listeners close at once (new connections are refused), and every
 //! response from then on carries `Connection: close`: a connection finishes the
@@ -60,7 +64,9 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use crate::admission::{self, Decision, Endpoint, Review};
-use crate::conn_timer::{DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_IDLE, IdleLimit, Registration, Timed};
+use crate::conn_timer::{
+    ConnLimit, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_IDLE, DEFAULT_MAX_OPEN, Registration, Timed,
+};
 use crate::file_watch::Tasks;
 use crate::metrics::{self, Metrics, Outcome, ReadinessCheck};
 use crate::namespace_view::{NamespaceSource, NamespaceView, NamespaceViewError};
@@ -118,8 +124,12 @@ pub struct ServerConfig {
     /// client that ends an idle connection ([`crate::conn_timer`]).
     pub idle_timeout: Duration,
     /// At most this many connections stay idle; beyond it the one idle longest is
-    /// closed (`--max-idle-connections`, [`crate::conn_timer::IdleLimit`]).
+    /// closed (`--max-idle-connections`, [`crate::conn_timer::ConnLimit`]).
     pub max_idle_connections: usize,
+    /// At most this many connections are open on each listener; beyond it the one
+    /// idle longest is closed, or with none idle the new one refused
+    /// (`--max-connections`, [`crate::conn_timer::ConnLimit`]).
+    pub max_connections: usize,
     /// How often certificate, policy and namespaces files are checked for changes.
     pub reload_interval: Duration,
     /// How long [`RunningServer::shutdown`] waits for open connections.
@@ -135,7 +145,7 @@ pub struct ServerConfig {
 
 impl ServerConfig {
     /// Defaults: no metrics listener, built-in policy, in-cluster namespaces, 3 s
-    /// read timeout, 120 s idle timeout, 512 idle connections, 500 ms reload interval,
+    /// read timeout, 120 s idle timeout, 512 open and 512 idle connections, 500 ms reload interval,
     /// 20 s shutdown timeout, 64 admission
     /// requests / 16 MiB of bodies in flight, namespace view stale after 60 s.
     pub fn new(addr: SocketAddr, tls_cert: PathBuf, tls_key: PathBuf) -> Self {
@@ -149,6 +159,7 @@ impl ServerConfig {
             read_timeout: Duration::from_secs(3),
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_idle_connections: DEFAULT_MAX_IDLE,
+            max_connections: DEFAULT_MAX_OPEN,
             reload_interval: Duration::from_millis(500),
             shutdown_timeout: Duration::from_secs(20),
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
@@ -347,25 +358,31 @@ impl Server {
         };
         let token = CancellationToken::new();
         let tracker = TaskTracker::new();
+        // Each listener has its own bounds, so that connections to one (the
+        // admission port, open to the network) cannot crowd out the other.
+        let limit = || {
+            ConnLimit::new(
+                config.max_connections,
+                config.max_idle_connections,
+                app.metrics.idle_connections_closed(),
+                app.metrics.connections_refused(),
+            )
+        };
         let conn = ConnSettings {
             read_timeout: config.read_timeout,
             idle_timeout: config.idle_timeout.max(config.read_timeout),
-            idle: IdleLimit::new(
-                config.max_idle_connections,
-                app.metrics.idle_connections_closed(),
-            ),
+            limit: limit(),
             token: token.clone(),
             tracker: tracker.clone(),
         };
-        tracker.spawn(accept_loop(
-            listener,
-            Some(tls),
-            router(app.clone(), true),
-            conn.clone(),
-        ));
         if let Some(l) = metrics_listener {
-            tracker.spawn(accept_loop(l, None, router(app, false), conn));
+            let conn = ConnSettings {
+                limit: limit(),
+                ..conn.clone()
+            };
+            tracker.spawn(accept_loop(l, None, router(app.clone(), false), conn));
         }
+        tracker.spawn(accept_loop(listener, Some(tls), router(app, true), conn));
         tracing::info!(addr = %local_addr, metrics_addr = ?metrics_addr, "vespa-tls-webhook serving");
         Ok(RunningServer {
             policy: app_policy,
@@ -429,7 +446,7 @@ impl Drop for RunningServer {
 struct ConnSettings {
     read_timeout: Duration,
     idle_timeout: Duration,
-    idle: Arc<IdleLimit>,
+    limit: Arc<ConnLimit>,
     token: CancellationToken,
     tracker: TaskTracker,
 }
@@ -454,8 +471,12 @@ async fn accept_loop(
                 continue;
             }
         };
+        let Some(registration) = conn.limit.register() else {
+            // The maximum are open and busy: closed before its handshake.
+            drop(stream);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
-        let registration = conn.idle.register();
         conn.tracker.spawn(serve_connection(
             stream,
             registration,

@@ -1,6 +1,7 @@
 //! More admission requests than the webhook takes at once: the overflow waits up to
 //! a second for room, then gets 503 with the reason; many large reviews at once
-//! stay within the container's 128 MiB.
+//! stay within the container's 128 MiB; connections beyond `--max-connections`
+//! are refused.
 
 use std::time::{Duration, Instant};
 
@@ -146,4 +147,46 @@ async fn many_large_reviews_at_once_stay_within_the_memory_limit() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+}
+
+/// More connections than `--max-connections`, none idle: the next is closed
+/// before its handshake and counted; the metrics listener, bounded on its own,
+/// answers meanwhile; once the holders go, reviews are served again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_max_connections_are_refused_until_one_ends() {
+    let _serial = serial().await;
+    let w = Webhook::start(&["--max-connections", "4", "--read-timeout-secs", "10"]).await;
+    // `start` waited for /readyz on connections that have ended by now.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut holders = Vec::new();
+    for _ in 0..4 {
+        holders.push(tokio::net::TcpStream::connect(w.addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let client = w.client(Conn::NewPerRequest);
+    let req = mutate_enabled();
+    let post = || {
+        client
+            .post(w.url(req.path))
+            .header("content-type", "application/json")
+            .body(req.body.as_ref().clone())
+            .send()
+    };
+    let refused = post().await;
+    assert!(
+        refused.is_err(),
+        "served with 4 connections open: {refused:?}"
+    );
+    let metrics = w.metrics().await;
+    assert_eq!(
+        metric(&metrics, "vespa_tls_webhook_connections_refused_total"),
+        1.0,
+        "{metrics}"
+    );
+    drop(holders);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let r = post().await.unwrap();
+    let status = r.status().as_u16();
+    let answer: serde_json::Value = r.json().await.unwrap();
+    (req.check)(status, &answer).unwrap();
 }

@@ -360,3 +360,60 @@ async fn beyond_the_maximum_idle_connections_the_longest_idle_is_closed() {
         "{metrics}"
     );
 }
+
+/// Open connections are bounded per listener: with the maximum open, an idle one
+/// is closed to make room; with none idle the new one is refused before its
+/// handshake, and served again once one ends. The metrics listener has bounds of
+/// its own, so it answers throughout.
+#[tokio::test]
+async fn beyond_the_maximum_open_connections_an_idle_one_makes_room_else_new_ones_are_refused() {
+    let h = Harness::start(Options {
+        max_connections: Some(2),
+        metrics_listener: true,
+        ..Options::default()
+    })
+    .await;
+    let healthz = b"GET /healthz HTTP/1.1\r\nhost: localhost\r\n\r\n";
+    // One idle TLS connection and one busy (connected, no handshake yet).
+    let mut idle = h.tls_connect().await.unwrap();
+    idle.write_all(healthz).await.unwrap();
+    assert_eq!(response(&mut idle).await.status, 200);
+    let busy = TcpStream::connect(h.addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // A third closes the idle one and is served.
+    let mut third = h.tls_connect().await.unwrap();
+    let rest = read_until_close(&mut idle, Duration::from_secs(2)).await;
+    assert!(rest.is_empty(), "{rest}");
+    third.write_all(healthz).await.unwrap();
+    assert_eq!(response(&mut third).await.status, 200);
+    // Now the busy one and `third` (idle) are open: a fourth closes `third`; then
+    // with both open connections busy, a fifth is refused before its handshake.
+    let busy2 = TcpStream::connect(h.addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let refused = h.tls_connect().await;
+    assert!(refused.is_err(), "refused with the maximum open and busy");
+    let metrics = metrics_on(&h).await;
+    assert!(
+        metrics.contains("vespa_tls_webhook_connections_refused_total 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("vespa_tls_webhook_idle_connections_closed_total 2\n"),
+        "{metrics}"
+    );
+    // A connection that ends leaves room.
+    drop((busy, busy2));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut again = h.tls_connect().await.unwrap();
+    again.write_all(healthz).await.unwrap();
+    assert_eq!(response(&mut again).await.status, 200);
+}
+
+/// `/metrics` from the metrics listener.
+async fn metrics_on(h: &Harness) -> String {
+    let addr = h.metrics_addr.expect("a metrics listener");
+    let response = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap();
+    response.text().await.unwrap()
+}

@@ -142,6 +142,8 @@ pub struct Options {
     pub idle_timeout: Option<Duration>,
     /// Idle connections kept at most (default: the server's, 512).
     pub max_idle_connections: Option<usize>,
+    /// Connections open at most per listener (default: the server's, 512).
+    pub max_connections: Option<usize>,
     /// Serve cert and key through a Kubernetes-style `..data` symlink.
     pub symlinked: bool,
     /// Read namespaces from this cluster instead of the namespaces file.
@@ -160,6 +162,7 @@ impl Default for Options {
             read_timeout: Duration::from_secs(3),
             idle_timeout: None,
             max_idle_connections: None,
+            max_connections: None,
             symlinked: false,
             cluster: None,
             namespace_stale_after: None,
@@ -231,6 +234,9 @@ impl Harness {
         }
         if let Some(max) = opts.max_idle_connections {
             config.max_idle_connections = max;
+        }
+        if let Some(max) = opts.max_connections {
+            config.max_connections = max;
         }
         if let Some(bound) = opts.namespace_stale_after {
             config.namespace_stale_after = bound;
