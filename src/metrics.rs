@@ -14,6 +14,7 @@
 //! | `vespa_tls_webhook_admission_in_flight` | |
 //! | `vespa_tls_webhook_idle_connections_closed_total` (to stay within `--max-idle-connections` or `--max-connections`) | |
 //! | `vespa_tls_webhook_connections_refused_total` (`--max-connections` open and none idle) | |
+//! | `vespa_tls_webhook_connections` (the admission port's, refreshed on each scrape) | `state` (`open`, `idle`) |
 //!
 //! Every label value is a `&'static str` from a small fixed set, so a request
 //! costs a hash lookup under a read lock and no allocation, and no client can
@@ -83,6 +84,11 @@ struct ResultLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct StateLabels {
+    state: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct CheckLabels {
     check: &'static str,
 }
@@ -134,6 +140,7 @@ pub struct Metrics {
     in_flight: Gauge,
     idle_connections_closed: Counter,
     connections_refused: Counter,
+    connections: Family<StateLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -258,6 +265,15 @@ impl Metrics {
             "Connections closed as soon as accepted because --max-connections were open and none was idle",
             connections_refused.clone(),
         );
+        let connections = Family::<StateLabels, Gauge>::default();
+        registry.register(
+            "connections",
+            "Connections open on the admission port, and how many of them idle (at the last scrape)",
+            connections.clone(),
+        );
+        for state in ["open", "idle"] {
+            let _ = connections.get_or_create(&StateLabels { state });
+        }
         for ok in [true, false] {
             let _ = certificate_reloads.get_or_create(&result(ok));
             let _ = policy_reloads.get_or_create(&result(ok));
@@ -284,6 +300,7 @@ impl Metrics {
             in_flight,
             idle_connections_closed,
             connections_refused,
+            connections,
         }
     }
 
@@ -297,6 +314,16 @@ impl Metrics {
     /// [`crate::conn_timer::ConnLimit`] that refuses them.
     pub fn connections_refused(&self) -> Counter {
         self.connections_refused.clone()
+    }
+
+    /// The admission port's connections: open, and idle among them.
+    pub fn set_connections(&self, open: usize, idle: usize) {
+        for (state, n) in [("open", open), ("idle", idle)] {
+            let n = i64::try_from(n).unwrap_or(i64::MAX);
+            self.connections
+                .get_or_create(&StateLabels { state })
+                .set(n);
+        }
     }
 
     /// Count one admission request and observe its latency.

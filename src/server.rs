@@ -204,6 +204,8 @@ struct App {
     limits: Limits,
     /// Each namespace's settings, derived once per policy and annotations.
     ready: Arc<ReadyMemo>,
+    /// The admission port's connections (for `/metrics`).
+    connections: Arc<ConnLimit>,
 }
 
 /// The in-flight bounds: request slots, and body bytes in KiB permits.
@@ -346,6 +348,18 @@ impl Server {
             tasks.push(t);
         }
 
+        // Each listener has its own bounds, so that connections to one (the
+        // admission port, open to the network) cannot crowd out the other.
+        let limit = || {
+            ConnLimit::new(
+                config.max_connections,
+                config.max_idle_connections,
+                metrics.idle_connections_closed(),
+                metrics.connections_refused(),
+            )
+        };
+        let admission_limit = limit();
+        let metrics_limit = limit();
         let app_policy = policy.handle();
         let app = App {
             policy: app_policy.clone(),
@@ -355,29 +369,20 @@ impl Server {
             read_timeout: config.read_timeout,
             limits: Limits::new(config.max_in_flight, config.max_in_flight_body_bytes),
             ready: Arc::default(),
+            connections: admission_limit.clone(),
         };
         let token = CancellationToken::new();
         let tracker = TaskTracker::new();
-        // Each listener has its own bounds, so that connections to one (the
-        // admission port, open to the network) cannot crowd out the other.
-        let limit = || {
-            ConnLimit::new(
-                config.max_connections,
-                config.max_idle_connections,
-                app.metrics.idle_connections_closed(),
-                app.metrics.connections_refused(),
-            )
-        };
         let conn = ConnSettings {
             read_timeout: config.read_timeout,
             idle_timeout: config.idle_timeout.max(config.read_timeout),
-            limit: limit(),
+            limit: admission_limit,
             token: token.clone(),
             tracker: tracker.clone(),
         };
         if let Some(l) = metrics_listener {
             let conn = ConnSettings {
-                limit: limit(),
+                limit: metrics_limit,
                 ..conn.clone()
             };
             tracker.spawn(accept_loop(l, None, router(app.clone(), false), conn));
@@ -610,6 +615,8 @@ async fn readyz(State(app): State<App>) -> Response {
 
 async fn metrics_page(State(app): State<App>) -> Response {
     let _ = readiness(&app);
+    let (open, idle) = app.connections.counts();
+    app.metrics.set_connections(open, idle);
     (
         [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
         app.metrics.encode(),

@@ -401,6 +401,14 @@ async fn beyond_the_maximum_open_connections_an_idle_one_makes_room_else_new_one
         metrics.contains("vespa_tls_webhook_idle_connections_closed_total 2\n"),
         "{metrics}"
     );
+    for (state, n) in [("open", 2), ("idle", 0)] {
+        assert!(
+            metrics.contains(&format!(
+                "vespa_tls_webhook_connections{{state=\"{state}\"}} {n}\n"
+            )),
+            "{state}: {metrics}"
+        );
+    }
     // A connection that ends leaves room.
     drop((busy, busy2));
     tokio::time::sleep(Duration::from_millis(100)).await;
