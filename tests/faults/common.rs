@@ -432,10 +432,15 @@ impl Webhook {
 
     /// A new TLS connection.
     pub async fn tls_connect(&self) -> TlsStream<TcpStream> {
+        self.try_tls_connect().await.unwrap()
+    }
+
+    /// A new TLS connection, or why there is none.
+    pub async fn try_tls_connect(&self) -> std::io::Result<TlsStream<TcpStream>> {
         let connector = TlsConnector::from(Arc::new(self.ca.client_config()));
-        let tcp = TcpStream::connect(self.addr).await.unwrap();
+        let tcp = TcpStream::connect(self.addr).await?;
         let name = ServerName::IpAddress(self.addr.ip().into());
-        connector.connect(name, tcp).await.unwrap()
+        connector.connect(name, tcp).await
     }
 }
 

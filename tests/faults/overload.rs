@@ -190,3 +190,49 @@ async fn connections_beyond_max_connections_are_refused_until_one_ends() {
     let answer: serde_json::Value = r.json().await.unwrap();
     (req.check)(status, &answer).unwrap();
 }
+
+/// A flood of TLS connections, each holding a request's first header line: at
+/// most `--max-connections` get through their handshake, the rest are refused and
+/// counted, and the server's memory grows by what the admitted ones hold, not by
+/// the flood (without the bound, 1,000 such connections grew it by 32 MiB).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_connections_is_bounded_by_max_connections() {
+    let _serial = serial().await;
+    let w = Webhook::start(&["--max-connections", "64", "--read-timeout-secs", "60"]).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let rss_start = w.status_kib("VmRSS");
+    let mut held = Vec::new();
+    let mut refused = 0;
+    for _ in 0..1000 {
+        match w.try_tls_connect().await {
+            Ok(mut tls) => {
+                send(&mut tls, b"POST /mutate HTTP/1.1\r\nhost: x\r\n").await;
+                held.push(tls);
+            }
+            Err(_) => refused += 1,
+        }
+    }
+    let rss_growth_kib = w.status_kib("VmRSS").saturating_sub(rss_start);
+    assert!(held.len() <= 64, "{} connections got through", held.len());
+    assert!(
+        held.len() >= 60,
+        "only {} connections got through",
+        held.len()
+    );
+    assert_eq!(refused, 1000 - held.len());
+    let metrics = w.metrics().await;
+    assert_eq!(
+        metric(&metrics, "vespa_tls_webhook_connections_refused_total"),
+        refused as f64,
+        "{metrics}"
+    );
+    assert!(
+        rss_growth_kib < 12 * 1024,
+        "RSS grew by {rss_growth_kib} KiB for {} admitted connections",
+        held.len()
+    );
+    assert_eq!(
+        metric(&metrics, r#"vespa_tls_webhook_connections{state="open"}"#),
+        held.len() as f64
+    );
+}
