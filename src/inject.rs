@@ -114,7 +114,7 @@ pub fn inject_ready(
     }
     plan.conflicts.extend(override_conflicts_with(
         obj,
-        kind,
+        override_templates(kind, obj),
         ready.wanted(Role::Application),
         allow_mixed_mode,
     ));
@@ -140,22 +140,27 @@ pub fn override_conflicts(
     settings: &TlsSettings,
     allow_mixed_mode: bool,
 ) -> Vec<Conflict> {
+    let pointers = override_templates(kind, obj);
+    if pointers.is_empty() {
+        // No override (every Pod, most VespaSets): nothing wanted to derive.
+        return Vec::new();
+    }
     override_conflicts_with(
         obj,
-        kind,
+        pointers,
         &SharedWanted::from(wanted(settings, Role::Application)),
         allow_mixed_mode,
     )
 }
 
-/// [`override_conflicts`] against an application template's wanted entries.
+/// [`override_conflicts`] of the override templates at `pointers` against an
+/// application template's wanted entries.
 fn override_conflicts_with(
     obj: &Value,
-    kind: Kind,
+    pointers: Vec<String>,
     want: &SharedWanted,
     allow_mixed_mode: bool,
 ) -> Vec<Conflict> {
-    let pointers = override_templates(kind, obj);
     if pointers.is_empty() {
         return Vec::new();
     }

@@ -359,7 +359,7 @@ impl Server {
             )
         };
         let admission_limit = limit();
-        let metrics_limit = limit();
+        let metrics_listener = metrics_listener.map(|l| (l, limit()));
         let app_policy = policy.handle();
         let app = App {
             policy: app_policy.clone(),
@@ -380,9 +380,9 @@ impl Server {
             token: token.clone(),
             tracker: tracker.clone(),
         };
-        if let Some(l) = metrics_listener {
+        if let Some((l, limit)) = metrics_listener {
             let conn = ConnSettings {
-                limit: metrics_limit,
+                limit,
                 ..conn.clone()
             };
             tracker.spawn(accept_loop(l, None, router(app.clone(), false), conn));
