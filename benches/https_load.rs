@@ -339,6 +339,52 @@ struct Measured {
     /// and the share of requests that were.
     p99_clear_us: f64,
     stalled_share: f64,
+    /// Requests over 1 ms: their share, and the share of them that came in
+    /// [`LateRuns`] (every connection waiting at once).
+    late: LateRuns,
+}
+
+/// Requests later than 1 ms, and how they came: alone, or in runs of at least
+/// [`LateRuns::RUN`] consecutive requests (by start time) all late — with 4
+/// connections taking turns, every connection waiting at once, i.e. the server
+/// (or the CPU under it) not answering anyone for that long.
+#[derive(Debug, Clone, Copy, Default)]
+struct LateRuns {
+    /// Share of all requests that took over 1 ms.
+    share: f64,
+    /// Share of those that were in a run.
+    in_runs: f64,
+    /// How many runs, and the longest (ms from the first start to the last answer).
+    runs: u64,
+    longest_ms: f64,
+}
+
+impl LateRuns {
+    const LATE: Duration = Duration::from_millis(1);
+    const RUN: usize = 8;
+
+    fn of(spans: &[(Instant, Instant)]) -> LateRuns {
+        let mut by_start = spans.to_vec();
+        by_start.sort_unstable();
+        let late = |(s, d): &(Instant, Instant)| *d - *s > Self::LATE;
+        let total_late = by_start.iter().filter(|span| late(span)).count();
+        let (mut in_runs, mut runs, mut longest) = (0, 0, Duration::ZERO);
+        for run in by_start.split(|span| !late(span)) {
+            if run.len() >= Self::RUN
+                && let (Some(first), Some(last)) = (run.first(), run.iter().map(|(_, d)| *d).max())
+            {
+                in_runs += run.len();
+                runs += 1;
+                longest = longest.max(last - first.0);
+            }
+        }
+        LateRuns {
+            share: total_late as f64 / spans.len().max(1) as f64,
+            in_runs: in_runs as f64 / total_late.max(1) as f64,
+            runs,
+            longest_ms: longest.as_secs_f64() * 1000.0,
+        }
+    }
 }
 
 impl Measured {
@@ -410,9 +456,14 @@ fn print_line(target: Target, scenario: Scenario, m: &Measured) {
     );
     if matches!(scenario, Scenario::FixedRate(..)) {
         println!(
-            "  {:<18} {:<36} client stalls {} ({:.1} ms); p99 without the {:.2}% of requests in flight during them {:.3} ms",
+            "  {:<18} {:<36} over 1 ms: {:.2}% of requests, {:.0}% of them in {} runs of {}+ consecutive (longest {:.1} ms); client stalls {} ({:.1} ms); p99 without the {:.2}% of requests in flight during them {:.3} ms",
             "",
             "",
+            100.0 * m.late.share,
+            100.0 * m.late.in_runs,
+            m.late.runs,
+            LateRuns::RUN,
+            m.late.longest_ms,
             m.client_stalls,
             m.client_stalled_ms,
             100.0 * m.stalled_share,
@@ -525,6 +576,7 @@ async fn drive(env: &Env, server: &Server, scenario: Scenario) -> Result<Measure
             .fold(0.0, |total, ms| total + ms),
         p99_clear_us: percentile(&clear, 0.99) / 1000.0,
         stalled_share: 1.0 - clear.len() as f64 / requests.max(1) as f64,
+        late: LateRuns::of(&all.spans),
     })
 }
 
@@ -1027,6 +1079,12 @@ fn median_results(runs: &[Results]) -> Results {
                 client_stalled_ms: med(&|m| m.client_stalled_ms),
                 p99_clear_us: med(&|m| m.p99_clear_us),
                 stalled_share: med(&|m| m.stalled_share),
+                late: LateRuns {
+                    share: med(&|m| m.late.share),
+                    in_runs: med(&|m| m.late.in_runs),
+                    runs: med(&|m| m.late.runs as f64) as u64,
+                    longest_ms: med(&|m| m.late.longest_ms),
+                },
             };
             let fixed = match scenario {
                 // The fixed rate differs per run (half of that run's saturation).
@@ -1057,6 +1115,10 @@ fn results_json(results: &Results) -> String {
                 "client_stalled_ms": m.client_stalled_ms,
                 "p99_clear_ms": m.p99_clear_us / 1000.0,
                 "stalled_share": m.stalled_share,
+                "late_share": m.late.share,
+                "late_in_runs": m.late.in_runs,
+                "late_runs": m.late.runs,
+                "longest_late_run_ms": m.late.longest_ms,
             })
         })
         .collect();
@@ -1143,6 +1205,7 @@ mod report {
                 verdict(pct >= 70.0)
             );
         }
+        let floor_fixed = find(Target::Floor, &|s| matches!(s, Scenario::FixedRate(..)));
         if let Some((_, Scenario::FixedRate(_, rate), m)) = results
             .iter()
             .find(|(t, s, _)| *t == Target::Product && matches!(s, Scenario::FixedRate(..)))
@@ -1157,6 +1220,19 @@ mod report {
                 100.0 * m.stalled_share,
                 m.p99_clear_us / 1000.0
             );
+            if let Some(f) = floor_fixed {
+                let _ = writeln!(
+                    out,
+                    "  - requests over 1 ms: ours {:.2}%, {:.0}% of them in runs of {}+ consecutive late requests (every connection waiting at once; longest {:.1} ms); the floor's {:.2}%, {:.0}% in such runs (longest {:.1} ms)",
+                    100.0 * m.late.share,
+                    100.0 * m.late.in_runs,
+                    LateRuns::RUN,
+                    m.late.longest_ms,
+                    100.0 * f.late.share,
+                    100.0 * f.late.in_runs,
+                    f.late.longest_ms
+                );
+            }
         }
         let rss = results
             .iter()
