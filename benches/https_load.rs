@@ -12,7 +12,7 @@
 //! phase at half the real server's 4-connection saturation throughput (latency
 //! measured from when each request was due, so a stalled server is not hidden).
 //!
-//! The client's thread never sleeps while it measures ([`watch_client`]): over
+//! When pinned, the client's thread never sleeps while it measures ([`watch_client`]): over
 //! loopback, a server answering a sleeping client pays for waking it, which a
 //! server answering the apiserver over the network does not. The same task notes
 //! the client's own stalls, so that the fixed-rate p99 can be read without them.
@@ -99,7 +99,7 @@ struct Options {
     /// The fixed rate, instead of half of the measured 4-connection saturation.
     rate: Option<f64>,
     /// Let the client's thread sleep while it waits for answers (`--idle-client`),
-    /// as before 2026-11-29; see [`watch_client`].
+    /// as before 2026-11-29 and as it always does unpinned; see [`watch_client`].
     idle_client: bool,
     /// Write every request's start and latency to a file in this directory
     /// (`--spans DIR`), one file per server and scenario.
@@ -502,7 +502,8 @@ async fn drive(env: &Env, server: &Server, scenario: Scenario) -> Result<Measure
         Scenario::Handshake(c) => (c, true, None),
         Scenario::FixedRate(c, r) => (c, false, Some(r)),
     };
-    let watcher = (!env.o.idle_client).then(|| tokio::spawn(watch_client(end)));
+    // Spinning is only free on a core of the client's own: not when unpinned.
+    let watcher = (env.pin && !env.o.idle_client).then(|| tokio::spawn(watch_client(end)));
     let mut tasks = Vec::new();
     for i in 0..conns {
         let ctx = ctx.clone();
