@@ -27,7 +27,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 
 use crate::admission::{Decision, Review};
 use crate::target::Kind;
@@ -149,6 +149,12 @@ impl Default for Metrics {
     }
 }
 
+/// Register `metric` under `name` with its help text, and return it to keep.
+fn registered<M: Metric + Clone>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M {
+    registry.register(name, help, metric.clone());
+    metric
+}
+
 fn new_histogram() -> Histogram {
     Histogram::new(DURATION_BUCKETS)
 }
@@ -193,83 +199,83 @@ impl Metrics {
     /// histograms are pre-created so dashboards see them before the first event).
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("vespa_tls_webhook");
-        let requests = Family::<RequestLabels, Counter>::default();
-        registry.register(
+        let requests = registered(
+            &mut registry,
             "admission_requests",
             "Admission requests answered, by endpoint, kind, operation, decision and reason",
-            requests.clone(),
+            Family::<RequestLabels, Counter>::default(),
         );
-        let duration: HistogramFamily = Family::new_with_constructor(new_histogram);
-        registry.register(
+        let duration: HistogramFamily = registered(
+            &mut registry,
             "admission_duration_seconds",
             "Time from the start of reading an admission request to its answer",
-            duration.clone(),
+            Family::new_with_constructor(new_histogram),
         );
-        let certificate_expiry = Gauge::default();
-        registry.register(
+        let certificate_expiry = registered(
+            &mut registry,
             "certificate_expiry_timestamp_seconds",
             "notAfter of the serving certificate in use (Unix seconds)",
-            certificate_expiry.clone(),
+            Gauge::default(),
         );
-        let certificate_reloads = Family::<ResultLabels, Counter>::default();
-        registry.register(
+        let certificate_reloads = registered(
+            &mut registry,
             "certificate_reloads",
             "Serving certificate reloads after the files changed, by result",
-            certificate_reloads.clone(),
+            Family::<ResultLabels, Counter>::default(),
         );
-        let policy_reloads = Family::<ResultLabels, Counter>::default();
-        registry.register(
+        let policy_reloads = registered(
+            &mut registry,
             "policy_reloads",
             "Cluster policy reloads after the file changed, by result",
-            policy_reloads.clone(),
+            Family::<ResultLabels, Counter>::default(),
         );
-        let namespaces_reloads = Family::<ResultLabels, Counter>::default();
-        registry.register(
+        let namespaces_reloads = registered(
+            &mut registry,
             "namespaces_file_reloads",
             "--namespaces file reloads after the file changed, by result",
-            namespaces_reloads.clone(),
+            Family::<ResultLabels, Counter>::default(),
         );
-        let namespace_view_synced = Gauge::default();
-        registry.register(
+        let namespace_view_synced = registered(
+            &mut registry,
             "namespace_view_synced",
             "1 once the namespace view has its first complete list of namespaces",
-            namespace_view_synced.clone(),
+            Gauge::default(),
         );
-        let namespace_view_last_success = Gauge::default();
-        registry.register(
+        let namespace_view_last_success = registered(
+            &mut registry,
             "namespace_view_last_success_timestamp_seconds",
             "When the namespace view last had a watch event or a complete list from the apiserver (Unix seconds; 0 without a cluster)",
-            namespace_view_last_success.clone(),
+            Gauge::default(),
         );
-        let readiness = Family::<CheckLabels, Gauge>::default();
-        registry.register(
+        let readiness = registered(
+            &mut registry,
             "readiness",
             "Readiness checks (1 passing, 0 failing), as of the last /readyz or scrape; /readyz says why",
-            readiness.clone(),
+            Family::<CheckLabels, Gauge>::default(),
         );
-        let in_flight = Gauge::default();
-        registry.register(
+        let in_flight = registered(
+            &mut registry,
             "admission_in_flight",
             "Admission requests being read or decided now (bounded by --max-in-flight)",
-            in_flight.clone(),
+            Gauge::default(),
         );
-        let idle_connections_closed = Counter::default();
-        registry.register(
+        let idle_connections_closed = registered(
+            &mut registry,
             "idle_connections_closed",
             "Idle keep-alive connections closed because another connection arrived while --max-idle-connections were idle or --max-connections open",
-            idle_connections_closed.clone(),
+            Counter::default(),
         );
-        let connections_refused = Counter::default();
-        registry.register(
+        let connections_refused = registered(
+            &mut registry,
             "connections_refused",
             "Connections closed as soon as accepted because --max-connections were open and none was idle",
-            connections_refused.clone(),
+            Counter::default(),
         );
-        let connections = Family::<StateLabels, Gauge>::default();
-        registry.register(
+        let connections = registered(
+            &mut registry,
             "connections",
             "Connections open on the admission port, and how many of them idle (at the last scrape)",
-            connections.clone(),
+            Family::<StateLabels, Gauge>::default(),
         );
         for state in ["open", "idle"] {
             let _ = connections.get_or_create(&StateLabels { state });
