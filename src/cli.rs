@@ -191,10 +191,7 @@ pub fn run(args: Args) -> ExitCode {
                     crate::webhook_config::render(&pem, &endpoint).map_err(|e| e.to_string())
                 });
             match rendered {
-                Ok(out) => {
-                    print!("{out}");
-                    ExitCode::SUCCESS
-                }
+                Ok(out) => write_stdout(&out, ExitCode::SUCCESS),
                 Err(e) => {
                     eprintln!("error: {e}");
                     ExitCode::from(2)
@@ -223,10 +220,7 @@ fn run_offline(a: &OfflineArgs, inject: bool) -> Result<String, OfflineError> {
 
 fn offline_exit(result: Result<String, OfflineError>) -> ExitCode {
     match result {
-        Ok(out) => {
-            print!("{out}");
-            ExitCode::SUCCESS
-        }
+        Ok(out) => write_stdout(&out, ExitCode::SUCCESS),
         Err(OfflineError::Denied(reasons)) => {
             for r in reasons {
                 eprintln!("{r}");
@@ -235,6 +229,25 @@ fn offline_exit(result: Result<String, OfflineError>) -> ExitCode {
         }
         Err(e) => {
             eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Writes a command's output to stdout and returns `code`.
+///
+/// `print!` panics when stdout is closed (`inject ... | head`); here a reader that
+/// stopped early is not an error: the command ends quietly with the exit code it
+/// would have had, as `grep` and `rg` do. Any other write failure (a full disk) is
+/// reported and exits 2, because the output is then incomplete.
+pub(crate) fn write_stdout(text: &str, code: ExitCode) -> ExitCode {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => code,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => code,
+        Err(e) => {
+            eprintln!("error: cannot write the output to stdout: {e}");
             ExitCode::from(2)
         }
     }

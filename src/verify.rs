@@ -605,12 +605,12 @@ pub fn run(args: VerifyArgs) -> ExitCode {
             }
         },
     };
-    print!("{text}");
-    if report.findings.is_empty() {
+    let code = if report.findings.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
-    }
+    };
+    crate::cli::write_stdout(&text, code)
 }
 
 #[cfg(test)]

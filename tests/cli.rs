@@ -24,12 +24,13 @@ fn run(args: &[&str], stdin: Option<&str>) -> Output {
         .spawn()
         .unwrap();
     if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
+        // The binary may reject its arguments and exit before it reads stdin; the
+        // write then fails with a broken pipe, which is not the test's concern: the
+        // exit code and stderr below are.
+        match child.stdin.take().unwrap().write_all(input.as_bytes()) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+            other => other.unwrap(),
+        }
     } else {
         drop(child.stdin.take());
     }
@@ -244,6 +245,36 @@ fn bad_input_exits_2_naming_the_problem() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--policy: policy file is not valid"));
     policy.pop();
+}
+
+/// A reader that stops early (`inject ... | head`) closes stdout while the binary
+/// still writes: it ends quietly with its exit code instead of panicking.
+#[test]
+fn a_closed_stdout_is_not_a_panic() {
+    let doc = std::fs::read_to_string(path("tests/golden/seed-step4-stripped.yaml")).unwrap();
+    // About 4 MB of output: far beyond a pipe buffer, so the write meets the closed pipe.
+    let input = std::iter::repeat_n(doc.as_str(), 2000)
+        .collect::<Vec<_>>()
+        .join("\n---\n");
+    let mut child = bin()
+        .args(["inject", "-f", "-", "--namespace-label", ENABLED])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 16];
+    std::io::Read::read_exact(&mut stdout, &mut first).unwrap();
+    assert_eq!(&first[..11], b"apiVersion:");
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
 }
 
 fn tempfile_path(name: &str) -> std::path::PathBuf {
