@@ -11,6 +11,21 @@ use crate::common::{
     Conn, Webhook, metric, mutate_enabled, post_head, read_response, send, serial,
 };
 use crate::fixtures::{big_vespaset, vespaset_review};
+use crate::support::eventually;
+
+const OPEN: &str = r#"vespa_tls_webhook_connections{state="open"}"#;
+const IN_FLIGHT: &str = "vespa_tls_webhook_admission_in_flight";
+
+/// Waits (up to 5 s) until the server's own gauge `series` reads `value`, so a test
+/// goes on from a state the server has seen rather than after a guessed sleep.
+async fn until_gauge(w: &Webhook, series: &str, value: f64) {
+    eventually(
+        &format!("{series} == {value}"),
+        Duration::from_secs(5),
+        || async { metric(&w.metrics().await, series) == value },
+    )
+    .await;
+}
 
 const OVERLOADED: &str = r#"vespa_tls_webhook_admission_requests_total{endpoint="mutate",kind="unknown",operation="unknown",decision="error",reason="overloaded"}"#;
 
@@ -29,11 +44,7 @@ async fn admission_requests_beyond_max_in_flight_wait_then_get_503() {
         send(&mut tls, first).await;
         holders.push(tls);
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(
-        metric(&w.metrics().await, "vespa_tls_webhook_admission_in_flight"),
-        4.0
-    );
+    until_gauge(&w, IN_FLIGHT, 4.0).await;
 
     // A fifth waits for room, then is told to come back.
     let client = w.client(Conn::NewPerRequest);
@@ -84,10 +95,7 @@ async fn admission_requests_beyond_max_in_flight_wait_then_get_503() {
     }
     assert_eq!(queued.await.unwrap(), 200, "the queued request");
     assert_eq!(metric(&w.metrics().await, OVERLOADED), 1.0);
-    assert_eq!(
-        metric(&w.metrics().await, "vespa_tls_webhook_admission_in_flight"),
-        0.0
-    );
+    until_gauge(&w, IN_FLIGHT, 0.0).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -156,13 +164,13 @@ async fn many_large_reviews_at_once_stay_within_the_memory_limit() {
 async fn connections_beyond_max_connections_are_refused_until_one_ends() {
     let _serial = serial().await;
     let w = Webhook::start(&["--max-connections", "4", "--read-timeout-secs", "10"]).await;
-    // `start` waited for /readyz on connections that have ended by now.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // `start` waited for /readyz on connections that end once the server sees them go.
+    until_gauge(&w, OPEN, 0.0).await;
     let mut holders = Vec::new();
     for _ in 0..4 {
         holders.push(tokio::net::TcpStream::connect(w.addr).await.unwrap());
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    until_gauge(&w, OPEN, 4.0).await;
     let client = w.client(Conn::NewPerRequest);
     let req = mutate_enabled();
     let post = || {
@@ -184,7 +192,7 @@ async fn connections_beyond_max_connections_are_refused_until_one_ends() {
         "{metrics}"
     );
     drop(holders);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    until_gauge(&w, OPEN, 0.0).await;
     let r = post().await.unwrap();
     let status = r.status().as_u16();
     let answer: serde_json::Value = r.json().await.unwrap();
