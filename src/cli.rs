@@ -169,7 +169,7 @@ pub fn run(args: Args) -> ExitCode {
         Command::Serve(serve) => match crate::serve::run(serve) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("vespa-tls-webhook serve: {e:#}");
+                eprint_line(format_args!("vespa-tls-webhook serve: {e:#}"));
                 ExitCode::from(2)
             }
         },
@@ -193,7 +193,7 @@ pub fn run(args: Args) -> ExitCode {
             match rendered {
                 Ok(out) => write_stdout(&out, ExitCode::SUCCESS),
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    eprint_line(format_args!("error: {e}"));
                     ExitCode::from(2)
                 }
             }
@@ -210,7 +210,7 @@ fn run_offline(a: &OfflineArgs, inject: bool) -> Result<String, OfflineError> {
         namespaces_file: a.namespaces.clone(),
     };
     let text = offline::read_input(&a.file)?;
-    let mut warn = |w: &str| eprintln!("{w}");
+    let mut warn = |w: &str| eprint_line(format_args!("{w}"));
     if inject {
         offline::inject_text(&text, &a.file, &policy, &source, a.output, &mut warn)
     } else {
@@ -223,12 +223,12 @@ fn offline_exit(result: Result<String, OfflineError>) -> ExitCode {
         Ok(out) => write_stdout(&out, ExitCode::SUCCESS),
         Err(OfflineError::Denied(reasons)) => {
             for r in reasons {
-                eprintln!("{r}");
+                eprint_line(format_args!("{r}"));
             }
             ExitCode::from(1)
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            eprint_line(format_args!("error: {e}"));
             ExitCode::from(2)
         }
     }
@@ -247,8 +247,17 @@ pub(crate) fn write_stdout(text: &str, code: ExitCode) -> ExitCode {
         Ok(()) => code,
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => code,
         Err(e) => {
-            eprintln!("error: cannot write the output to stdout: {e}");
+            eprint_line(format_args!(
+                "error: cannot write the output to stdout: {e}"
+            ));
             ExitCode::from(2)
         }
     }
+}
+
+/// Writes one line to stderr. `eprintln!` panics when stderr is closed
+/// (`check ... 2>&1 | head`); a message nobody can read any more is dropped.
+pub(crate) fn eprint_line(message: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{message}");
 }

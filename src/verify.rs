@@ -584,14 +584,14 @@ pub fn run(args: VerifyArgs) -> ExitCode {
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            crate::cli::eprint_line(format_args!("error: cannot start the async runtime: {e}"));
             return ExitCode::from(2);
         }
     };
     let report = match runtime.block_on(verify(&args)) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::cli::eprint_line(format_args!("error: {e}"));
             return ExitCode::from(2);
         }
     };
@@ -600,7 +600,10 @@ pub fn run(args: VerifyArgs) -> ExitCode {
         Output::Json => match serde_json::to_string_pretty(&report) {
             Ok(t) => t + "\n",
             Err(e) => {
-                eprintln!("error: {}", VerifyError::Encode(e.to_string()));
+                crate::cli::eprint_line(format_args!(
+                    "error: {}",
+                    VerifyError::Encode(e.to_string())
+                ));
                 return ExitCode::from(2);
             }
         },

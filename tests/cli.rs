@@ -247,34 +247,48 @@ fn bad_input_exits_2_naming_the_problem() {
     policy.pop();
 }
 
-/// A reader that stops early (`inject ... | head`) closes stdout while the binary
-/// still writes: it ends quietly with its exit code instead of panicking.
+/// A reader that stops early (`inject ... | head`, `check ... 2>&1 | head`) closes
+/// stdout or stderr while the binary still writes: it ends quietly with its exit
+/// code instead of panicking (exit 101).
 #[test]
-fn a_closed_stdout_is_not_a_panic() {
+fn a_closed_stdout_or_stderr_is_not_a_panic() {
     let doc = std::fs::read_to_string(path("tests/golden/seed-step4-stripped.yaml")).unwrap();
-    // About 4 MB of output: far beyond a pipe buffer, so the write meets the closed pipe.
+    // About 4 MB of output and 600 KB of warnings: far beyond a pipe buffer, so
+    // the writes meet the closed pipe.
     let input = std::iter::repeat_n(doc.as_str(), 2000)
         .collect::<Vec<_>>()
         .join("\n---\n");
-    let mut child = bin()
-        .args(["inject", "-f", "-", "--namespace-label", ENABLED])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
-    let mut stdout = child.stdout.take().unwrap();
-    let mut first = [0u8; 16];
-    std::io::Read::read_exact(&mut stdout, &mut first).unwrap();
-    assert_eq!(&first[..11], b"apiVersion:");
-    drop(stdout);
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{err}");
-    assert!(!err.contains("panicked"), "{err}");
+    for (command, closed) in [("inject", "stdout"), ("check", "stderr")] {
+        let mut child = bin()
+            .args([command, "-f", "-", "--namespace-label", ENABLED])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let input = input.clone();
+        let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+        let mut first = [0u8; 16];
+        if closed == "stdout" {
+            let mut stdout = child.stdout.take().unwrap();
+            std::io::Read::read_exact(&mut stdout, &mut first).unwrap();
+            assert_eq!(&first[..11], b"apiVersion:");
+        } else {
+            let mut stderr = child.stderr.take().unwrap();
+            std::io::Read::read_exact(&mut stderr, &mut first).unwrap();
+            assert_eq!(&first[..8], b"warning:");
+        }
+        let out = child.wait_with_output().unwrap();
+        writer.join().unwrap().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{command}, {closed} closed: {err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
 }
 
 fn tempfile_path(name: &str) -> std::path::PathBuf {
