@@ -238,7 +238,7 @@ fn offline_exit(result: Result<String, OfflineError>) -> ExitCode {
 ///
 /// `print!` panics when stdout is closed (`inject ... | head`); here a reader that
 /// stopped early is not an error: the command ends quietly with the exit code it
-/// would have had, as `grep` and `rg` do. Any other write failure (a full disk) is
+/// would have had. Any other write failure (a full disk) is
 /// reported and exits 2, because the output is then incomplete.
 pub(crate) fn write_stdout(text: &str, code: ExitCode) -> ExitCode {
     use std::io::Write;
