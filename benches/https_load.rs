@@ -1748,7 +1748,8 @@ mod apiserver {
                     wait_until(s, injected, floor).await?;
                 }
                 let before = server_time(s.metrics_port).await?;
-                let (l, failed) = phase(&s.pods, body, rate, pods).await?;
+                let names = format!("bench-r{round}-c{i}-");
+                let (l, failed) = phase(&s.pods, body, &names, rate, pods).await?;
                 let after = server_time(s.metrics_port).await?;
                 if failed.len() * MAX_FAILED > pods {
                     bail!(
@@ -1931,13 +1932,21 @@ mod apiserver {
         Ok(pod)
     }
 
-    /// `pods` creations of `body` at `rate`/s (open loop): nanoseconds of each
-    /// that succeeded, and the error of each that did not. A creation the
-    /// apiserver refuses (a storage `ServerTimeout` on a loaded VM) is counted
-    /// and shown, not a reason to throw the run away; [`MAX_FAILED`] bounds it.
+    /// `pods` creations of `body` at `rate`/s (open loop), named `names` and a
+    /// number: nanoseconds of each that succeeded, and the error of each that did
+    /// not. A creation the apiserver refuses is counted and shown, not a reason to
+    /// throw the run away; [`MAX_FAILED`] bounds it.
+    ///
+    /// Each pod gets its own name rather than `generateName`: the namespace keeps
+    /// every pod of the run (~3,600), and the apiserver's 5 random characters
+    /// (27^5 names) then collide about once in two runs, always late in the run,
+    /// i.e. in the last condition. The apiserver answers a generated name that
+    /// exists with `ServerTimeout` ("could not be completed at this time", for
+    /// client-go to retry), which looked like a storage timeout.
     async fn phase(
         api: &Api<Pod>,
         body: &Pod,
+        names: &str,
         rate: f64,
         pods: usize,
     ) -> Result<(Vec<u64>, Vec<String>)> {
@@ -1945,7 +1954,9 @@ mod apiserver {
         let mut tasks = Vec::with_capacity(pods);
         for i in 0..pods {
             let api = api.clone();
-            let pod = body.clone();
+            let mut pod = body.clone();
+            pod.metadata.generate_name = None;
+            pod.metadata.name = Some(format!("{names}{i}"));
             let due = start + Duration::from_secs_f64(i as f64 / rate);
             tasks.push(tokio::spawn(async move {
                 tokio::time::sleep_until(due).await;
