@@ -1940,9 +1940,10 @@ mod apiserver {
     /// Each pod gets its own name rather than `generateName`: the namespace keeps
     /// every pod of the run (~3,600), and the apiserver's 5 random characters
     /// (27^5 names) then collide about once in two runs, always late in the run,
-    /// i.e. in the last condition. The apiserver answers a generated name that
-    /// exists with `ServerTimeout` ("could not be completed at this time", for
-    /// client-go to retry), which looked like a storage timeout.
+    /// i.e. in the last condition. kube-apiserver 1.20 answers a generated name
+    /// that exists with `ServerTimeout` ("could not be completed at this time";
+    /// `CheckGeneratedNameError`, kubernetes/kubernetes#89471, AlreadyExists only
+    /// since #104699), which looked like a storage timeout.
     async fn phase(
         api: &Api<Pod>,
         body: &Pod,
