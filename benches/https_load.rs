@@ -1927,7 +1927,6 @@ mod apiserver {
         meta.resource_version = None;
         meta.creation_timestamp = None;
         meta.managed_fields = None;
-        meta.generate_name = Some("bench-".into());
         pod.status = None;
         Ok(pod)
     }

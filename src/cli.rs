@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::offline::{self, Format, NamespaceSource, OfflineError};
+use crate::stdio::{eprint_line, write_stdout};
 
 /// TLS for Vespa on Kubernetes, injected and enforced by an admission webhook.
 #[derive(Debug, Parser)]
@@ -232,32 +233,4 @@ fn offline_exit(result: Result<String, OfflineError>) -> ExitCode {
             ExitCode::from(2)
         }
     }
-}
-
-/// Writes a command's output to stdout and returns `code`.
-///
-/// `print!` panics when stdout is closed (`inject ... | head`); here a reader that
-/// stopped early is not an error: the command ends quietly with the exit code it
-/// would have had. Any other write failure (a full disk) is
-/// reported and exits 2, because the output is then incomplete.
-pub(crate) fn write_stdout(text: &str, code: ExitCode) -> ExitCode {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Ok(()) => code,
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => code,
-        Err(e) => {
-            eprint_line(format_args!(
-                "error: cannot write the output to stdout: {e}"
-            ));
-            ExitCode::from(2)
-        }
-    }
-}
-
-/// Writes one line to stderr. `eprintln!` panics when stderr is closed
-/// (`check ... 2>&1 | head`); a message nobody can read any more is dropped.
-pub(crate) fn eprint_line(message: std::fmt::Arguments<'_>) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr().lock(), "{message}");
 }

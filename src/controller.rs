@@ -636,7 +636,9 @@ pub fn run_cli(args: ControllerArgs) -> ExitCode {
     let _log = match crate::logging::init(args.log_format) {
         Ok(guard) => guard,
         Err(e) => {
-            eprintln!("vespa-tls-webhook controller: cannot start the logging thread: {e}");
+            crate::stdio::eprint_line(format_args!(
+                "vespa-tls-webhook controller: cannot start the logging thread: {e}"
+            ));
             return ExitCode::from(2);
         }
     };
@@ -646,7 +648,9 @@ pub fn run_cli(args: ControllerArgs) -> ExitCode {
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("vespa-tls-webhook controller: cannot start the async runtime: {e}");
+            crate::stdio::eprint_line(format_args!(
+                "vespa-tls-webhook controller: cannot start the async runtime: {e}"
+            ));
             return ExitCode::from(2);
         }
     };
@@ -655,7 +659,7 @@ pub fn run_cli(args: ControllerArgs) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("vespa-tls-webhook controller: {e}");
+            crate::stdio::eprint_line(format_args!("vespa-tls-webhook controller: {e}"));
             ExitCode::from(2)
         }
     }

@@ -29,6 +29,7 @@ use serde_json::Value;
 use crate::controller::desired::{self, CERT_MANAGER_GROUP, ObjectKind, content_differences};
 use crate::policy::{ClusterPolicy, INJECT_ANNOTATION, INJECTED_ANNOTATION, Mode, NamespaceMeta};
 use crate::settings::{IssuerRef, TlsSettings};
+use crate::stdio::{eprint_line, write_stdout};
 use crate::target::{Kind, annotation, is_vespa_pod};
 
 /// `verify` flags.
@@ -584,14 +585,14 @@ pub fn run(args: VerifyArgs) -> ExitCode {
     {
         Ok(r) => r,
         Err(e) => {
-            crate::cli::eprint_line(format_args!("error: cannot start the async runtime: {e}"));
+            eprint_line(format_args!("error: cannot start the async runtime: {e}"));
             return ExitCode::from(2);
         }
     };
     let report = match runtime.block_on(verify(&args)) {
         Ok(r) => r,
         Err(e) => {
-            crate::cli::eprint_line(format_args!("error: {e}"));
+            eprint_line(format_args!("error: {e}"));
             return ExitCode::from(2);
         }
     };
@@ -600,7 +601,7 @@ pub fn run(args: VerifyArgs) -> ExitCode {
         Output::Json => match serde_json::to_string_pretty(&report) {
             Ok(t) => t + "\n",
             Err(e) => {
-                crate::cli::eprint_line(format_args!(
+                eprint_line(format_args!(
                     "error: {}",
                     VerifyError::Encode(e.to_string())
                 ));
@@ -613,7 +614,7 @@ pub fn run(args: VerifyArgs) -> ExitCode {
     } else {
         ExitCode::from(1)
     };
-    crate::cli::write_stdout(&text, code)
+    write_stdout(&text, code)
 }
 
 #[cfg(test)]
