@@ -138,7 +138,8 @@ mod tests {
 
     #[test]
     fn writes_a_pair_the_server_accepts() {
-        let dir = std::env::temp_dir().join(format!("vtw-dev-{}", std::process::id()));
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("certs");
         let certs = write_certs(&dir).unwrap();
         let pair = crate::tls::CertStore::load(&certs.cert, &certs.key).unwrap();
         assert!(pair.check_valid(std::time::SystemTime::now()).is_ok());
@@ -151,6 +152,5 @@ mod tests {
         let ca = std::fs::read(&certs.ca).unwrap();
         write_certs(&dir).unwrap();
         assert_eq!(std::fs::read(&certs.ca).unwrap(), ca);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

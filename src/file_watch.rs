@@ -167,9 +167,8 @@ mod tests {
 
     #[tokio::test]
     async fn reports_changes_and_errors_once() {
-        let dir = std::env::temp_dir().join(format!("vtw-fw-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("f");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
         std::fs::write(&file, "one").unwrap();
         let initial = read_now(std::slice::from_ref(&file)).unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -207,7 +206,6 @@ mod tests {
         std::fs::write(&file, "three").unwrap();
         wait_for(3).await;
         assert_eq!(*seen.lock().unwrap(), vec!["two", "error", "three"]);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[tokio::test]

@@ -46,7 +46,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::Router;
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -680,6 +680,11 @@ impl BodyError {
 /// Read at most `limit` bytes of body within `timeout` (from now), holding room
 /// for them under the in-flight limits (a declared length waiting for room until
 /// `queue_deadline`).
+///
+/// A body that arrives in one frame (a review up to about a TLS record, as the
+/// apiserver sends it) is kept as that frame's bytes, a view of hyper's read
+/// buffer, without a copy; only a body of several frames is joined into one
+/// buffer.
 async fn read_body(
     req: Request,
     limit: usize,
@@ -687,7 +692,7 @@ async fn read_body(
     limits: &Limits,
     admitted: &mut Admitted,
     queue_deadline: tokio::time::Instant,
-) -> Result<Vec<u8>, BodyError> {
+) -> Result<Bytes, BodyError> {
     let deadline = tokio::time::Instant::now() + timeout;
     let declared = req
         .headers()
@@ -711,27 +716,70 @@ async fn read_body(
     let capacity = declared.map_or(INITIAL_BUFFER, |n| {
         usize::try_from(n).map_or(INITIAL_BUFFER, |n| n.min(INITIAL_BUFFER))
     });
-    let mut buf = Vec::with_capacity(capacity);
+    let mut read = BodyBuffer::default();
     loop {
         let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
             Err(_) => return Err(BodyError::Timeout(timeout)),
-            Ok(None) => return Ok(buf),
+            Ok(None) => return Ok(read.into_bytes()),
             Ok(Some(Err(e))) => return Err(BodyError::Read(e.to_string())),
             Ok(Some(Ok(frame))) => frame,
         };
         if let Ok(data) = frame.into_data() {
-            if buf.len() + data.len() > limit {
+            let total = read.len() + data.len();
+            if total > limit {
                 drain(body, deadline).await;
                 return Err(BodyError::TooLarge);
             }
-            if !limits
-                .reserve(admitted, buf.len() + data.len(), deadline)
-                .await
-            {
+            if !limits.reserve(admitted, total, deadline).await {
                 drain(body, deadline).await;
                 return Err(BodyError::Overloaded(limits.describe()));
             }
-            buf.extend_from_slice(&data);
+            read.push(data, capacity);
+        }
+    }
+}
+
+/// The frames of a body read so far: none, one (kept as it came), or several
+/// (joined).
+#[derive(Debug, Default)]
+enum BodyBuffer {
+    #[default]
+    Empty,
+    One(Bytes),
+    Joined(Vec<u8>),
+}
+
+impl BodyBuffer {
+    fn len(&self) -> usize {
+        match self {
+            BodyBuffer::Empty => 0,
+            BodyBuffer::One(b) => b.len(),
+            BodyBuffer::Joined(v) => v.len(),
+        }
+    }
+
+    /// Add a frame; `capacity`: the buffer to start with when frames are joined.
+    fn push(&mut self, data: Bytes, capacity: usize) {
+        match std::mem::take(self) {
+            BodyBuffer::Empty => *self = BodyBuffer::One(data),
+            BodyBuffer::One(first) => {
+                let mut joined = Vec::with_capacity(capacity.max(first.len() + data.len()));
+                joined.extend_from_slice(&first);
+                joined.extend_from_slice(&data);
+                *self = BodyBuffer::Joined(joined);
+            }
+            BodyBuffer::Joined(mut joined) => {
+                joined.extend_from_slice(&data);
+                *self = BodyBuffer::Joined(joined);
+            }
+        }
+    }
+
+    fn into_bytes(self) -> Bytes {
+        match self {
+            BodyBuffer::Empty => Bytes::new(),
+            BodyBuffer::One(b) => b,
+            BodyBuffer::Joined(v) => Bytes::from(v),
         }
     }
 }

@@ -233,7 +233,8 @@ fn bad_input_exits_2_naming_the_problem() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(want), "{args:?}: {err}");
     }
-    let mut policy = tempfile_path("bad-policy.yaml");
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("bad-policy.yaml");
     std::fs::File::create(&policy)
         .unwrap()
         .write_all(b"defaultMode: sometimes\n")
@@ -244,7 +245,6 @@ fn bad_input_exits_2_naming_the_problem() {
     );
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--policy: policy file is not valid"));
-    policy.pop();
 }
 
 /// A reader that stops early (`inject ... | head`, `check ... 2>&1 | head`) closes
@@ -289,12 +289,6 @@ fn a_closed_stdout_or_stderr_is_not_a_panic() {
         );
         assert!(!err.contains("panicked"), "{err}");
     }
-}
-
-fn tempfile_path(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("vtw-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
 }
 
 /// The binary allocates with jemalloc configured by `.cargo/config.toml` to return

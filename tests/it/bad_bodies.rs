@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::fixtures::{apply, big_vespaset, user_vespaset, vespaset_review};
-use crate::support::{Harness, Options, metric, raw_exchange};
+use crate::support::{Harness, Options, metric, post_head, raw_exchange, read_response};
 
 async fn still_serves(h: &Harness) {
     let response = h
@@ -122,4 +122,39 @@ async fn wrong_methods_and_paths() {
     let (status, _) = h.post_bytes("/healthz", "x").await;
     assert_eq!(status, 405);
     still_serves(&h).await;
+}
+
+/// A review that arrives in several pieces (several body frames, which the server
+/// joins; one frame it keeps as it came) gets the same answer as one sent at once.
+#[tokio::test]
+async fn a_review_in_pieces_gets_the_same_answer() {
+    use tokio::io::AsyncWriteExt;
+
+    let h = Harness::start(Options::default()).await;
+    let review = vespaset_review(user_vespaset(), "vespa", "CREATE");
+    let body = serde_json::to_vec(&review).unwrap();
+    let whole = h.admit("/mutate", &review).await;
+    assert_eq!(whole["patchType"], "JSONPatch", "{whole}");
+
+    let mut tls = h.tls_connect().await.unwrap();
+    tls.write_all(&post_head("/mutate", body.len()))
+        .await
+        .unwrap();
+    // Small pieces, so that losing or reordering any of them breaks the review.
+    for piece in body.chunks(64) {
+        tls.write_all(piece).await.unwrap();
+        tls.flush().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let answer = read_response(&mut tls, Duration::from_secs(5))
+        .await
+        .expect("an answer");
+    assert_eq!(
+        answer.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    let answer: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
+    assert_eq!(answer["response"], whole, "{answer}");
 }
