@@ -5,7 +5,10 @@
 //! VespaSet review, a ~10 KB Pod review and a ~190 KB Pod review (1,500 env vars).
 //!
 //! `cargo bench --bench decision`; `scripts/bench` prints the ratios from
-//! `target/criterion/mutate-*/{full,baseline}/new/estimates.json`.
+//! `target/criterion/mutate-*/{full,baseline}/new/estimates.json`. Two more
+//! functions per review, `parse` (our reading of the review alone) and
+//! `floor-parse` (the floor server's: `request.uid` only), show how much of the
+//! decision is the parse.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -41,6 +44,18 @@ fn baseline(body: &[u8]) -> Vec<u8> {
     support::allowed_response(uid)
 }
 
+/// What the floor server of `benches/https_load.rs` reads of a review: only
+/// `request.uid`, everything else skipped by serde.
+#[derive(serde::Deserialize)]
+struct UidOnly {
+    request: UidOnlyRequest,
+}
+
+#[derive(serde::Deserialize)]
+struct UidOnlyRequest {
+    uid: String,
+}
+
 fn bench(c: &mut Criterion) {
     let policy = Arc::new(ClusterPolicy::default());
     let memo = ReadyMemo::default();
@@ -66,6 +81,18 @@ fn bench(c: &mut Criterion) {
         g.bench_function("baseline", |b| b.iter(|| baseline(black_box(&body))));
         g.bench_function("full", |b| {
             b.iter(|| full(black_box(&body), &policy, &memo, &ns))
+        });
+        // Where the time goes (README "Where the time goes"): our reading of the
+        // review alone, beside the floor server's.
+        g.bench_function("parse", |b| {
+            b.iter(|| parse_review_for(Endpoint::Mutate, black_box(&body)).is_ok())
+        });
+        g.bench_function("floor-parse", |b| {
+            b.iter(|| {
+                serde_json::from_slice::<UidOnly>(black_box(&body))
+                    .map(|r| r.request.uid.len())
+                    .ok()
+            })
         });
         g.finish();
     }

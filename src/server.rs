@@ -83,7 +83,8 @@ pub const MAX_BODY: usize = 4 * 1024 * 1024 + 64 * 1024;
 /// 413, so the client sees the answer rather than a reset connection.
 const DRAIN_LIMIT: u64 = 16 * 1024 * 1024;
 
-/// Body buffer allocated up front (it grows as data arrives).
+/// The buffer a body of several frames is joined into, at most this much up front
+/// (it grows as data arrives); a body of one frame needs none ([`read_body`]).
 const INITIAL_BUFFER: usize = 64 * 1024;
 
 /// Bytes read from a TLS connection's socket at once (rustls alone reads 4 KiB
