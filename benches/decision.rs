@@ -44,18 +44,6 @@ fn baseline(body: &[u8]) -> Vec<u8> {
     support::allowed_response(uid)
 }
 
-/// What the floor server of `benches/https_load.rs` reads of a review: only
-/// `request.uid`, everything else skipped by serde.
-#[derive(serde::Deserialize)]
-struct UidOnly {
-    request: UidOnlyRequest,
-}
-
-#[derive(serde::Deserialize)]
-struct UidOnlyRequest {
-    uid: String,
-}
-
 fn bench(c: &mut Criterion) {
     let policy = Arc::new(ClusterPolicy::default());
     let memo = ReadyMemo::default();
@@ -89,7 +77,7 @@ fn bench(c: &mut Criterion) {
         });
         g.bench_function("floor-parse", |b| {
             b.iter(|| {
-                serde_json::from_slice::<UidOnly>(black_box(&body))
+                serde_json::from_slice::<support::UidOnly>(black_box(&body))
                     .map(|r| r.request.uid.len())
                     .ok()
             })

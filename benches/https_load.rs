@@ -1424,22 +1424,12 @@ mod floor {
         Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
     }
 
-    #[derive(serde::Deserialize)]
-    struct Review {
-        request: Request,
-    }
-
-    #[derive(serde::Deserialize)]
-    struct Request {
-        uid: String,
-    }
-
     async fn answer(
         req: hyper::Request<hyper::body::Incoming>,
         patch: Option<String>,
     ) -> Result<hyper::Response<Full<Bytes>>, hyper::Error> {
         let body = req.into_body().collect().await?.to_bytes();
-        let response = match serde_json::from_slice::<Review>(&body) {
+        let response = match serde_json::from_slice::<support::UidOnly>(&body) {
             Ok(review) => {
                 let body = match patch {
                     None => support::allowed_response(&review.request.uid),

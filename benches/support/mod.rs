@@ -224,3 +224,19 @@ pub fn allowed_response(uid: &str) -> Vec<u8> {
     out.extend_from_slice(br#","allowed":true}}"#);
     out
 }
+
+/// What the floor server (`benches/https_load.rs`) reads of a review: only
+/// `request.uid`, everything else skipped by serde. `benches/decision.rs`
+/// times the same reading (`floor-parse`).
+#[derive(serde::Deserialize)]
+pub struct UidOnly {
+    /// The review's request.
+    pub request: UidOnlyRequest,
+}
+
+/// The request of [`UidOnly`].
+#[derive(serde::Deserialize)]
+pub struct UidOnlyRequest {
+    /// Echoed in the answer.
+    pub uid: String,
+}
