@@ -8,7 +8,8 @@
 //! `target/criterion/mutate-*/{full,baseline}/new/estimates.json`. Two more
 //! functions per review, `parse` (our reading of the review alone) and
 //! `floor-parse` (the floor server's: `request.uid` only), show how much of the
-//! decision is the parse.
+//! decision is the parse; `serde-parse` is our reading without its hand-written
+//! fast path (`src/scan.rs`), by serde alone, as before that path.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -16,8 +17,11 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::Value;
-use vespa_tls_webhook::admission::{Endpoint, decide, decide_with, parse_review_for};
+use vespa_tls_webhook::admission::{
+    Endpoint, decide, decide_with, parse_review_for, parse_review_serde,
+};
 use vespa_tls_webhook::policy::{ClusterPolicy, NamespaceMeta};
+use vespa_tls_webhook::projection::Purpose;
 use vespa_tls_webhook::ready::ReadyMemo;
 
 #[path = "support/mod.rs"]
@@ -54,6 +58,14 @@ fn bench(c: &mut Criterion) {
         let review =
             parse_review_for(Endpoint::Mutate, &body).unwrap_or_else(|e| panic!("{name}: {e}"));
         let d = decide(Endpoint::Mutate, &review, &policy, Some(&ns));
+        // ... the fast path reads it, as serde does.
+        let text = std::str::from_utf8(&body).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let scanned = vespa_tls_webhook::scan::read(text, Purpose::Mutation);
+        assert!(scanned.is_some(), "{name}: the fast path gave up");
+        assert_eq!(
+            scanned.as_ref(),
+            parse_review_serde(&body, Purpose::Mutation).as_ref().ok()
+        );
         assert!(d.allowed && d.reason == "injected", "{name}: {d:?}");
         // ... and the memo changes nothing in the response.
         let response = full(&body, &policy, &memo, &ns);
@@ -74,6 +86,9 @@ fn bench(c: &mut Criterion) {
         // review alone, beside the floor server's.
         g.bench_function("parse", |b| {
             b.iter(|| parse_review_for(Endpoint::Mutate, black_box(&body)).is_ok())
+        });
+        g.bench_function("serde-parse", |b| {
+            b.iter(|| parse_review_serde(black_box(&body), Purpose::Mutation).is_ok())
         });
         g.bench_function("floor-parse", |b| {
             b.iter(|| {

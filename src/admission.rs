@@ -81,7 +81,7 @@ struct Envelope {
 }
 
 /// The parts of an `AdmissionRequest` the decision uses.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Request {
     /// Echoed in the response.
@@ -116,7 +116,7 @@ pub struct Request {
 }
 
 /// `group`/`version`/`kind`.
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
 pub struct GroupVersionKind {
     /// API group (`""` for core).
     #[serde(default)]
@@ -130,7 +130,7 @@ pub struct GroupVersionKind {
 }
 
 /// The requesting user.
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
 pub struct UserInfo {
     /// User name.
     #[serde(default)]
@@ -166,7 +166,7 @@ impl fmt::Display for ObjectName<'_> {
 }
 
 /// A parsed review.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Review {
     /// `admission.k8s.io/v1` or `admission.k8s.io/v1beta1`; answered in the same.
     pub api_version: String,
@@ -176,7 +176,9 @@ pub struct Review {
 
 /// Parse a request body. A Pod or VespaSet object is read as its projection
 /// ([`crate::projection`]): only what the decision reads is kept, with the same
-/// answer and the same errors as [`parse_review_complete`].
+/// answer and the same errors as [`parse_review_complete`]. The usual review is
+/// read by [`crate::scan`]'s hand-written reader, anything else by serde
+/// ([`parse_review_serde`]); both give the same [`Review`].
 pub fn parse_review(body: &[u8]) -> Result<Review, ReviewError> {
     read_projected(body, Purpose::Review)
 }
@@ -201,6 +203,19 @@ pub fn parse_review_complete(body: &[u8]) -> Result<Review, ReviewError> {
 }
 
 fn read_projected(body: &[u8], purpose: Purpose) -> Result<Review, ReviewError> {
+    // The usual review, by hand; anything else (errors included) by serde.
+    if let Some(review) = std::str::from_utf8(body)
+        .ok()
+        .and_then(|text| crate::scan::read(text, purpose))
+    {
+        return Ok(review);
+    }
+    parse_review_serde(body, purpose)
+}
+
+/// [`parse_review_for`]'s reading by serde alone, without [`crate::scan`]'s
+/// fast path: the reading the fast path must equal (tests, fuzz targets).
+pub fn parse_review_serde(body: &[u8], purpose: Purpose) -> Result<Review, ReviewError> {
     match read(body, Some(purpose)) {
         Err(ReviewError::Json(e)) if e.starts_with(crate::projection::REPARSE) => read(body, None),
         other => other,

@@ -26,6 +26,7 @@ pub mod patch;
 pub mod policy;
 pub mod projection;
 pub mod ready;
+pub mod scan;
 pub mod settings;
 pub mod target;
 pub mod validate;

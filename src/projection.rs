@@ -39,6 +39,10 @@
 //! again without projection.
 //!
 //! Namespaces are small and read whole.
+//!
+//! This module is the reference reading of the projection. The server reads
+//! the usual review with a hand-written reader, [`crate::scan`], which gives
+//! the same projection and hands everything it is not sure of back to this one.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -55,7 +59,7 @@ pub const REPARSE: &str = "vespa-tls-webhook: projection not exact here; read ag
 
 /// serde_json's private key marking a raw value (its `raw_value` feature):
 /// a full parse treats a map starting with it specially, so we do not project it.
-const RAW_VALUE_KEY: &str = "$serde_json::private::RawValue";
+pub(crate) const RAW_VALUE_KEY: &str = "$serde_json::private::RawValue";
 
 /// What part of a Pod a value is, and so what of it is kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,7 +105,7 @@ pub enum Keyed {
 
 impl Keyed {
     /// The member that names an entry.
-    fn key(self) -> &'static str {
+    pub(crate) fn key(self) -> &'static str {
         match self {
             Keyed::Env | Keyed::Volumes => "name",
             Keyed::Mounts => "mountPath",
@@ -109,7 +113,7 @@ impl Keyed {
     }
 
     /// Whether the decision reads an entry of this key.
-    fn reads(self, key: &str) -> bool {
+    pub(crate) fn reads(self, key: &str) -> bool {
         match self {
             Keyed::Env => is_tls_env(key),
             Keyed::Mounts => is_tls_mount_path(key),
@@ -130,7 +134,7 @@ pub enum Purpose {
 impl Shape {
     /// The shape of the member `key` of a map of this shape; `None`: not kept.
     /// Shapes that are not maps (a list, or `Whole`) keep every member whole.
-    fn member(self, key: &str, purpose: Purpose) -> Option<Shape> {
+    pub(crate) fn member(self, key: &str, purpose: Purpose) -> Option<Shape> {
         match (self, key) {
             (Shape::Pod | Shape::VespaSet, "apiVersion" | "kind") => Some(Shape::Whole),
             (Shape::Pod | Shape::VespaSet, "metadata") => Some(Shape::Metadata),
@@ -160,8 +164,19 @@ impl Shape {
         }
     }
 
+    /// How many members a map of this shape keeps at most (`0`: not known).
+    pub(crate) fn kept(self) -> usize {
+        match self {
+            Shape::Pod | Shape::VespaSet => 4,
+            Shape::Metadata => 6,
+            Shape::PodSpec | Shape::VespaSetSpec | Shape::Container => 3,
+            Shape::Section | Shape::PodTemplate => 1,
+            Shape::Whole | Shape::Containers | Shape::List(_) | Shape::Entry(_) => 0,
+        }
+    }
+
     /// The shape of the elements of a list of this shape.
-    fn element(self) -> Shape {
+    pub(crate) fn element(self) -> Shape {
         match self {
             Shape::Containers => Shape::Container,
             Shape::List(keyed) => Shape::Entry(keyed),

@@ -14,7 +14,9 @@ use base64::Engine;
 use serde_json::{Map, Value, json};
 use vespa_tls_webhook::admission::{
     Decision, Endpoint, Review, decide, parse_review, parse_review_complete, parse_review_for,
+    parse_review_serde,
 };
+use vespa_tls_webhook::projection::Purpose;
 use vespa_tls_webhook::duration::GoDuration;
 use vespa_tls_webhook::inject::apply;
 use vespa_tls_webhook::patch::Operation;
@@ -85,11 +87,24 @@ pub fn namespaces(name: &str) -> Vec<NamespaceMeta> {
 /// Parse `body` as the server does (a Pod projected to the fields the decision
 /// reads) and as the reference does (every field kept): both accept it or both
 /// refuse it with the same error, and where `pick(policy, namespace)` holds the
-/// decisions and the response bytes are the same. Returns the server's reading.
+/// decisions and the response bytes are the same. The hand-written fast path
+/// (`vespa_tls_webhook::scan`), where it reads the body, reads it exactly as
+/// serde does. Returns the server's reading.
 pub fn check_projection(
     body: &[u8],
     mut pick: impl FnMut(usize, usize) -> bool,
 ) -> Option<Review> {
+    if let Ok(text) = std::str::from_utf8(body) {
+        for purpose in [Purpose::Review, Purpose::Mutation] {
+            if let Some(scanned) = vespa_tls_webhook::scan::read(text, purpose) {
+                let serde = parse_review_serde(body, purpose);
+                assert_eq!(Ok(&scanned), serde.as_ref(), "the fast path read it otherwise");
+                // Key order too (Value's equality ignores it).
+                let order = |r: &Review| serde_json::to_string(&r.request.object).ok();
+                assert_eq!(order(&scanned), serde.as_ref().ok().and_then(order));
+            }
+        }
+    }
     let projected = parse_review(body);
     let complete = parse_review_complete(body);
     // The server's readings, for /mutate and for /validate.

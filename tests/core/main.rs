@@ -9,4 +9,5 @@ mod inject_table;
 mod policy_table;
 mod projection;
 mod props;
+mod scan;
 mod validate_table;

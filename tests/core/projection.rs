@@ -7,10 +7,11 @@
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use vespa_tls_webhook::admission::{
-    Endpoint, decide, parse_review, parse_review_complete, parse_review_for,
+    Endpoint, decide, parse_review, parse_review_complete, parse_review_for, parse_review_serde,
 };
 use vespa_tls_webhook::layout::{Role, Wanted, wanted};
 use vespa_tls_webhook::policy::{ClusterPolicy, NamespaceMeta};
+use vespa_tls_webhook::projection::Purpose;
 
 use crate::fixtures::{ns, policy};
 
@@ -173,6 +174,13 @@ fn check(object: Value, group: &str, kind: &str) -> Result<(), TestCaseError> {
         let complete = parse_review_complete(&body).unwrap();
         prop_assert_eq!(complete.request.object.as_ref(), Some(&object));
         prop_assert_ne!(&projected.request.object, &complete.request.object);
+        // The hand-written reader (src/scan.rs) reads these reviews, exactly as serde.
+        let text = std::str::from_utf8(&body).unwrap();
+        for purpose in [Purpose::Review, Purpose::Mutation] {
+            let scanned = vespa_tls_webhook::scan::read(text, purpose);
+            prop_assert!(scanned.is_some(), "the fast path gave up on a usual review");
+            prop_assert_eq!(scanned, Some(parse_review_serde(&body, purpose).unwrap()));
+        }
         // What the server reads for each endpoint.
         let server = [Endpoint::Mutate, Endpoint::Validate]
             .map(|e| (e, parse_review_for(e, &body).unwrap()));
