@@ -239,12 +239,13 @@ impl fmt::Debug for NamespaceView {
     }
 }
 
+/// The namespace as the policy reads it ([`NamespaceMeta::policy_view`]).
 fn meta_of(name: &str, m: &ObjectMeta) -> NamespaceMeta {
-    NamespaceMeta {
-        name: m.name.clone().unwrap_or_else(|| name.to_string()),
-        labels: m.labels.clone().unwrap_or_default(),
-        annotations: m.annotations.clone().unwrap_or_default(),
-    }
+    NamespaceMeta::policy_view(
+        m.name.as_deref().unwrap_or(name),
+        m.labels.iter().flatten(),
+        m.annotations.iter().flatten(),
+    )
 }
 
 /// Whether `name` can be a namespace (RFC 1123 label): anything else is not
@@ -286,10 +287,14 @@ impl StaticNamespaces {
     }
 }
 
+/// The namespaces by name, each as the policy reads it (a review clones one).
 fn index(namespaces: Vec<NamespaceMeta>) -> HashMap<String, NamespaceMeta> {
     namespaces
-        .into_iter()
-        .map(|n| (n.name.clone(), n))
+        .iter()
+        .map(|n| {
+            let view = NamespaceMeta::policy_view(&n.name, &n.labels, &n.annotations);
+            (view.name.clone(), view)
+        })
         .collect()
 }
 
@@ -547,9 +552,21 @@ mod tests {
 
     #[tokio::test]
     async fn fixed_view_looks_up_by_name() {
-        let v = NamespaceView::fixed(vec![NamespaceMeta::named("a").with_label("k", "v")]);
+        let a = NamespaceMeta::named("a")
+            .with_label(crate::policy::INJECTION_LABEL, "enabled")
+            .with_label("k", "v")
+            .with_annotation("tls.vespa.ai/issuer-name", "i")
+            .with_annotation("other", "x");
+        let v = NamespaceView::fixed(vec![a]);
         assert!(v.is_ready());
-        assert_eq!(v.lookup("a").await.unwrap().unwrap().labels["k"], "v");
+        // As the policy reads it: its label and annotations, no others.
+        let found = v.lookup("a").await.unwrap().unwrap();
+        assert_eq!(
+            found,
+            NamespaceMeta::named("a")
+                .with_label(crate::policy::INJECTION_LABEL, "enabled")
+                .with_annotation("tls.vespa.ai/issuer-name", "i")
+        );
         assert_eq!(v.lookup("b").await.unwrap(), None);
     }
 

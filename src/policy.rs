@@ -82,6 +82,32 @@ impl NamespaceMeta {
         self.annotations.insert(k.to_string(), v.to_string());
         self
     }
+
+    /// A namespace's metadata with only what the policy reads of it: the
+    /// [`INJECTION_LABEL`] label and the annotations under `tls.vespa.ai/`
+    /// (unknown ones too: the policy reports them). The admission path builds
+    /// one per review from the apiserver's namespace, so its cost must not grow
+    /// with labels and annotations that are not ours (a namespace's
+    /// `kubectl.kubernetes.io/last-applied-configuration` can be kilobytes).
+    pub fn policy_view<'a>(
+        name: &str,
+        labels: impl IntoIterator<Item = (&'a String, &'a String)>,
+        annotations: impl IntoIterator<Item = (&'a String, &'a String)>,
+    ) -> Self {
+        NamespaceMeta {
+            name: name.to_string(),
+            labels: labels
+                .into_iter()
+                .filter(|(k, _)| k.as_str() == INJECTION_LABEL)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            annotations: annotations
+                .into_iter()
+                .filter(|(k, _)| k.starts_with(PREFIX))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        }
+    }
 }
 
 /// An issuer the policy allows.

@@ -457,3 +457,38 @@ fn policy_file_is_validated() {
         Err(PolicyFileError::Defaults(_))
     ));
 }
+
+/// The admission path reads a namespace as `NamespaceMeta::policy_view`: only
+/// the injection label and the `tls.vespa.ai/` annotations. For every mode and
+/// annotation, valid, unknown or not allowed, the policy decides the same on it
+/// as on the whole metadata.
+#[test]
+fn the_policy_view_of_a_namespace_decides_like_the_whole() {
+    let locked = policy("constraints:\n  allowNamespaceOverrides: false\n");
+    for p in [ClusterPolicy::default(), locked] {
+        for mode in ["enabled", "enforced", "disabled", "bogus"] {
+            for ours in [
+                vec![],
+                vec![("tls.vespa.ai/issuer-name", "other")],
+                vec![("tls.vespa.ai/key-algorithm", "RSA")],
+                vec![("tls.vespa.ai/no-such-setting", "x")],
+                vec![("tls.vespa.ai/duration", "not a duration")],
+            ] {
+                let mut whole = ns("team", mode)
+                    .with_label("kubernetes.io/metadata.name", "team")
+                    .with_label("tls.vespa.ai/other", "x")
+                    .with_annotation("kubectl.kubernetes.io/last-applied-configuration", "{}")
+                    .with_annotation("tls.vespa.ai.example/x", "y");
+                for (k, v) in &ours {
+                    whole = whole.with_annotation(k, v);
+                }
+                let view =
+                    NamespaceMeta::policy_view(&whole.name, &whole.labels, &whole.annotations);
+                assert_eq!(view.labels.len(), 1, "{view:?}");
+                assert_eq!(view.annotations.len(), ours.len(), "{view:?}");
+                assert_eq!(p.mode_for(&view), p.mode_for(&whole));
+                assert_eq!(p.settings_for(&view), p.settings_for(&whole));
+            }
+        }
+    }
+}
