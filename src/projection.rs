@@ -164,17 +164,6 @@ impl Shape {
         }
     }
 
-    /// How many members a map of this shape keeps at most (`0`: not known).
-    pub(crate) fn kept(self) -> usize {
-        match self {
-            Shape::Pod | Shape::VespaSet => 4,
-            Shape::Metadata => 6,
-            Shape::PodSpec | Shape::VespaSetSpec | Shape::Container => 3,
-            Shape::Section | Shape::PodTemplate => 1,
-            Shape::Whole | Shape::Containers | Shape::List(_) | Shape::Entry(_) => 0,
-        }
-    }
-
     /// The shape of the elements of a list of this shape.
     pub(crate) fn element(self) -> Shape {
         match self {

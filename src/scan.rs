@@ -73,7 +73,7 @@ struct Raw<'a> {
 impl<'a> Raw<'a> {
     /// Its text, when it has no escapes.
     fn plain(self) -> Option<&'a str> {
-        let inner = self.quoted.get(1..self.quoted.len() - 1);
+        let inner = self.quoted.get(1..self.quoted.len().saturating_sub(1));
         if self.escaped { None } else { inner }
     }
 
@@ -87,7 +87,6 @@ impl<'a> Raw<'a> {
 }
 
 impl<'a> Scanner<'a> {
-    #[inline]
     fn ws(&mut self) {
         while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.bytes.get(self.pos) {
             self.pos += 1;
@@ -95,14 +94,12 @@ impl<'a> Scanner<'a> {
     }
 
     /// The next byte after whitespace, not consumed.
-    #[inline]
     fn peek(&mut self) -> Option<u8> {
         self.ws();
         self.bytes.get(self.pos).copied()
     }
 
     /// Consume `b` (after whitespace).
-    #[inline]
     fn eat(&mut self, b: u8) -> Option<()> {
         if self.peek()? == b {
             self.pos += 1;
@@ -123,7 +120,6 @@ impl<'a> Scanner<'a> {
     }
 
     /// A string (after whitespace), checked as serde_json checks it.
-    #[inline]
     fn raw_string(&mut self) -> Option<Raw<'a>> {
         if self.peek()? != b'"' {
             return None;
@@ -151,7 +147,6 @@ impl<'a> Scanner<'a> {
     }
 
     /// A map key, without escapes, followed by its colon.
-    #[inline]
     fn key(&mut self) -> Option<&'a str> {
         let key = self.raw_string()?.plain()?;
         if key == RAW_VALUE_KEY {
@@ -288,7 +283,7 @@ impl<'a> Scanner<'a> {
                 Shape::Entry(keyed) => return self.keyed_entry(keyed),
                 shape => {
                     let purpose = self.purpose;
-                    let mut out = Map::with_capacity(shape.kept());
+                    let mut out = Map::new();
                     self.map(|s, key| {
                         match shape.member(key, purpose) {
                             Some(member) => {
@@ -304,10 +299,7 @@ impl<'a> Scanner<'a> {
             },
             b'[' => {
                 let element = shape.element();
-                let mut out = Vec::with_capacity(match shape {
-                    Shape::List(_) => 16,
-                    _ => 0,
-                });
+                let mut out = Vec::new();
                 self.list(|s| {
                     out.push(s.projected(element)?);
                     Some(())
