@@ -106,6 +106,25 @@ def main():
           '"kind":{"group":"k8s.ai.vespa","version":"v1","kind":"VespaSet"},"operation":"CREATE","object":[]}}')
     write("review", "edge-deep.json", "[" * 200 + "]" * 200)
 
+    # Compact, as the apiserver writes reviews: what the hand-written reader
+    # (src/scan.rs) reads; and bodies with what it must leave to serde.
+    compact = lambda text: json.dumps(json.loads(text), separators=(",", ":"))
+    write("review", "compact-pod-v1-create.json", compact(review(pod, "Pod")))
+    write("review", "compact-vespaset-step4-v1-create.json", compact(review(step4, "VespaSet")))
+    pod_text = compact(review(pod, "Pod"))
+    for name, old, new in [
+        ("escaped-key", '"metadata":', '"metad\\u0061ta":'),
+        ("lone-surrogate", '"metadata":', '"x":"\\ud800","metadata":'),
+        ("surrogate-pair", '"metadata":', '"x":"\\ud83d\\ude00","metadata":'),
+        ("exponent", '"metadata":', '"x":1e400,"metadata":'),
+        ("numbers", '"metadata":', '"x":[-0,0.5,-7,18446744073709551616],"metadata":'),
+        ("escaped-env-name", '"containers":[{',
+         '"containers":[{"env":[{"name":"VESPA_TLS\\u005fCONFIG_FILE","value":"v"},{"name":"A"}],'),
+        ("duplicate-uid", '"uid":', '"uid":"again","uid":'),
+    ]:
+        assert old in pod_text, name
+        write("review", f"scan-{name}.json", pod_text.replace(old, new, 1))
+
     # cli_yaml: files for `inject`/`check`.
     for rel in ["tests/golden/seed-step4-stripped.yaml", "tests/golden/seed-step4-vespaset.yaml",
                 "tests/golden/seed-step5-vespaset.yaml", "examples/vespaset.yaml", "examples/namespaces.yaml"]:
