@@ -58,6 +58,7 @@ fn bench(c: &mut Criterion) {
         let review =
             parse_review_for(Endpoint::Mutate, &body).unwrap_or_else(|e| panic!("{name}: {e}"));
         let d = decide(Endpoint::Mutate, &review, &policy, Some(&ns));
+        assert!(d.allowed && d.reason == "injected", "{name}: {d:?}");
         // ... the fast path reads it, as serde does.
         let text = std::str::from_utf8(&body).unwrap_or_else(|e| panic!("{name}: {e}"));
         let scanned = vespa_tls_webhook::scan::read(text, Purpose::Mutation);
@@ -66,7 +67,6 @@ fn bench(c: &mut Criterion) {
             scanned.as_ref(),
             parse_review_serde(&body, Purpose::Mutation).as_ref().ok()
         );
-        assert!(d.allowed && d.reason == "injected", "{name}: {d:?}");
         // ... and the memo changes nothing in the response.
         let response = full(&body, &policy, &memo, &ns);
         assert_eq!(response, review.respond(&d), "{name}");

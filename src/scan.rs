@@ -44,19 +44,17 @@ pub const LONG_NUMBER: usize = 300;
 pub fn read(text: &str, purpose: Purpose) -> Option<Review> {
     let mut s = Scanner {
         text,
-        bytes: text.as_bytes(),
         pos: 0,
         depth: 0,
         purpose,
     };
     let review = s.envelope()?;
     s.ws();
-    (s.pos == s.bytes.len()).then_some(review)
+    (s.pos == text.len()).then_some(review)
 }
 
 struct Scanner<'a> {
     text: &'a str,
-    bytes: &'a [u8],
     pos: usize,
     depth: usize,
     purpose: Purpose,
@@ -87,8 +85,12 @@ impl<'a> Raw<'a> {
 }
 
 impl<'a> Scanner<'a> {
+    fn bytes(&self) -> &'a [u8] {
+        self.text.as_bytes()
+    }
+
     fn ws(&mut self) {
-        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.bytes.get(self.pos) {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.bytes().get(self.pos) {
             self.pos += 1;
         }
     }
@@ -96,7 +98,7 @@ impl<'a> Scanner<'a> {
     /// The next byte after whitespace, not consumed.
     fn peek(&mut self) -> Option<u8> {
         self.ws();
-        self.bytes.get(self.pos).copied()
+        self.bytes().get(self.pos).copied()
     }
 
     /// Consume `b` (after whitespace).
@@ -111,7 +113,7 @@ impl<'a> Scanner<'a> {
 
     fn literal(&mut self, word: &[u8]) -> Option<()> {
         let end = self.pos + word.len();
-        if self.bytes.get(self.pos..end)? == word {
+        if self.bytes().get(self.pos..end)? == word {
             self.pos = end;
             Some(())
         } else {
@@ -128,12 +130,12 @@ impl<'a> Scanner<'a> {
         let mut i = start + 1;
         let mut escaped = false;
         loop {
-            i = skip_plain(self.bytes, i);
-            match *self.bytes.get(i)? {
+            i = skip_plain(self.bytes(), i);
+            match *self.bytes().get(i)? {
                 b'"' => break,
                 b'\\' => {
                     escaped = true;
-                    i = escape(self.bytes, i + 1)?;
+                    i = escape(self.bytes(), i + 1)?;
                 }
                 // A control character: serde's error.
                 _ => return None,
@@ -207,10 +209,9 @@ impl<'a> Scanner<'a> {
     fn number(&mut self) -> Option<Numeral<'a>> {
         self.ws();
         let start = self.pos;
-        let b = self.bytes;
+        let b = self.bytes();
         let mut i = start;
-        let negative = b.get(i) == Some(&b'-');
-        if negative {
+        if b.get(i) == Some(&b'-') {
             i += 1;
         }
         let int_start = i;
@@ -246,7 +247,6 @@ impl<'a> Scanner<'a> {
         self.pos = i;
         Some(Numeral {
             text: self.text.get(start..i)?,
-            negative,
             integer: plain && int_digits <= 18,
         })
     }
@@ -510,7 +510,6 @@ fn once<T>(slot: &mut Option<T>, value: T) -> Option<()> {
 /// A number as written, checked against JSON's grammar.
 struct Numeral<'a> {
     text: &'a str,
-    negative: bool,
     /// No fraction and at most 18 digits: read here; otherwise by serde_json.
     integer: bool,
 }
@@ -519,11 +518,11 @@ impl Numeral<'_> {
     /// Its value as serde_json reads it.
     fn value(&self) -> Option<Value> {
         if self.integer {
-            let digits = self.text.strip_prefix('-').unwrap_or(self.text);
-            let n: u64 = digits.parse().ok()?;
-            if !self.negative {
+            let Some(digits) = self.text.strip_prefix('-') else {
+                let n: u64 = self.text.parse().ok()?;
                 return Some(Value::Number(n.into()));
-            }
+            };
+            let n: u64 = digits.parse().ok()?;
             // `-0` is a float to serde_json; leave it to serde_json.
             if n != 0 {
                 let n = i64::try_from(n).ok()?;

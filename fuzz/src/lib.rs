@@ -16,12 +16,12 @@ use vespa_tls_webhook::admission::{
     Decision, Endpoint, Review, decide, parse_review, parse_review_complete, parse_review_for,
     parse_review_serde,
 };
-use vespa_tls_webhook::projection::Purpose;
 use vespa_tls_webhook::duration::GoDuration;
 use vespa_tls_webhook::inject::apply;
 use vespa_tls_webhook::patch::Operation;
 use vespa_tls_webhook::layout::{Role, wanted};
 use vespa_tls_webhook::policy::{ClusterPolicy, INJECTION_LABEL, NamespaceMeta};
+use vespa_tls_webhook::projection::Purpose;
 use vespa_tls_webhook::settings::TlsSettings;
 use vespa_tls_webhook::target::{Kind, templates};
 
