@@ -155,7 +155,7 @@ impl fmt::Display for ObjectName<'_> {
             None => match r
                 .object
                 .as_ref()
-                .and_then(|o| o.pointer("/metadata/generateName"))
+                .and_then(|o| crate::target::pointer(o, "/metadata/generateName"))
                 .and_then(Value::as_str)
             {
                 Some(generate) => write!(f, "{generate}*"),
@@ -663,8 +663,8 @@ fn decide_namespace(
         return Decision::allow("namespace-ignored");
     }
     let label = |o: Option<&Value>| {
-        o.and_then(|o| o.pointer("/metadata/labels"))
-            .and_then(|l| l.get(INJECTION_LABEL))
+        o.and_then(|o| crate::target::pointer(o, "/metadata/labels"))
+            .and_then(|l| crate::target::field(l, INJECTION_LABEL))
             .and_then(Value::as_str)
             .map(str::to_string)
     };

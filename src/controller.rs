@@ -715,8 +715,7 @@ async fn shutdown_signal() -> std::io::Result<&'static str> {
 
 /// Whether a JSON object carries a non-empty `metadata.deletionTimestamp`.
 pub fn is_terminating(obj: &Value) -> bool {
-    obj.pointer("/metadata/deletionTimestamp")
-        .is_some_and(|v| !v.is_null())
+    crate::target::pointer(obj, "/metadata/deletionTimestamp").is_some_and(|v| !v.is_null())
 }
 
 #[cfg(test)]

@@ -169,7 +169,7 @@ fn override_conflicts_with(
         ..Plan::default()
     };
     for pointer in pointers {
-        let Some(spec) = obj.pointer(&pointer).and_then(Value::as_object) else {
+        let Some(spec) = crate::target::pointer(obj, &pointer).and_then(Value::as_object) else {
             continue;
         };
         let containers = spec.get("containers").and_then(Value::as_array);

@@ -148,7 +148,7 @@ impl NamespaceSource {
             .namespace
             .clone()
             .or_else(|| {
-                obj.pointer("/metadata/namespace")
+                crate::target::pointer(obj, "/metadata/namespace")
                     .and_then(Value::as_str)
                     .map(str::to_string)
             })
@@ -184,7 +184,11 @@ impl NamespaceSource {
 pub fn create_review(obj: &Value, ns: &str) -> Review {
     let api_version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
     let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
-    let text = |p: &str| obj.pointer(p).and_then(Value::as_str).map(str::to_string);
+    let text = |p: &str| {
+        crate::target::pointer(obj, p)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
     Review {
         api_version: "admission.k8s.io/v1".into(),
         request: Request {

@@ -88,9 +88,8 @@ pub fn templates(kind: Kind, obj: &Value) -> Vec<Template> {
             .map(|&(_, pointer, role)| Template { pointer, role })
             .collect(),
         Kind::Pod if is_vespa_pod(obj) => {
-            let component = obj
-                .pointer("/metadata/labels")
-                .and_then(|l| l.get(COMPONENT_LABEL))
+            let component = pointer(obj, "/metadata/labels")
+                .and_then(|l| field(l, COMPONENT_LABEL))
                 .and_then(Value::as_str);
             let role = if component == Some(CONFIGSERVER_COMPONENT) {
                 Role::ConfigServer

@@ -55,7 +55,7 @@ pub fn check(
     }
     for t in &templates {
         let mut f = |path: String, problem: String| findings.push(Finding { path, problem });
-        let Some(spec) = obj.pointer(t.pointer).and_then(Value::as_object) else {
+        let Some(spec) = crate::target::pointer(obj, t.pointer).and_then(Value::as_object) else {
             f(
                 t.pointer.to_string(),
                 "missing: no pod spec, so no TLS env var, mounts or volumes".into(),

@@ -288,8 +288,7 @@ pub fn findings(snapshot: &Snapshot, policy: &ClusterPolicy) -> Report {
                 report.findings.push(Finding {
                     namespace: ns.to_string(),
                     kind: kind.as_str().to_string(),
-                    name: obj
-                        .pointer("/metadata/name")
+                    name: crate::target::pointer(obj, "/metadata/name")
                         .and_then(Value::as_str)
                         .unwrap_or_default()
                         .to_string(),

@@ -74,8 +74,7 @@ pub fn render(ca_pem: &str, endpoint: &Endpoint<'_>) -> Result<String, WebhookCo
             let config = &mut hook["clientConfig"];
             config["caBundle"] = Value::String(bundle.clone());
             if let Endpoint::Url(base) = endpoint {
-                let path = config
-                    .pointer("/service/path")
+                let path = crate::target::pointer(config, "/service/path")
                     .and_then(Value::as_str)
                     .unwrap_or_default()
                     .to_string();
@@ -134,7 +133,7 @@ mod tests {
         let mut hooks = 0;
         for d in &docs {
             assert!(
-                d.pointer("/metadata/annotations/cert-manager.io~1inject-ca-from")
+                crate::target::pointer(d, "/metadata/annotations/cert-manager.io~1inject-ca-from")
                     .is_none()
             );
             for h in d["webhooks"].as_array().unwrap() {

@@ -292,7 +292,7 @@ pub fn desired(ns: &NamespaceMeta, policy: &ClusterPolicy) -> Result<Plan, Desir
 
 /// Whether an object carries the controller's managed-by label.
 pub fn is_managed(obj: &Value) -> bool {
-    obj.pointer("/metadata/labels")
+    crate::target::pointer(obj, "/metadata/labels")
         .and_then(|l| l.get(MANAGED_BY_LABEL))
         .and_then(Value::as_str)
         == Some(MANAGED_BY)
@@ -315,12 +315,10 @@ pub fn content_differences(existing: &Value, desired: &Value) -> Vec<String> {
 /// Whether the managed-by label (or another desired label) is missing.
 pub fn label_differences(existing: &Value, desired: &Value) -> Vec<String> {
     let empty = Map::new();
-    let want = desired
-        .pointer("/metadata/labels")
+    let want = crate::target::pointer(desired, "/metadata/labels")
         .and_then(Value::as_object)
         .unwrap_or(&empty);
-    let have = existing
-        .pointer("/metadata/labels")
+    let have = crate::target::pointer(existing, "/metadata/labels")
         .and_then(Value::as_object)
         .unwrap_or(&empty);
     want.iter()

@@ -200,3 +200,98 @@ proptest! {
         check_roundtrip(&pod, &n);
     }
 }
+
+/// Keys and pointer tokens that exercise RFC 6901: escapes (`~0`, `~1`, a
+/// stray `~`), `/` inside a key, the empty key, and array indexes with a sign
+/// or a leading zero (not indexes).
+fn token() -> impl Strategy<Value = String> {
+    prop::sample::select(vec![
+        "", "a", "b", "a/b", "a~b", "~", "~0", "~1", "~01", "0", "1", "01", "+1", "-", "10",
+    ])
+    .prop_map(str::to_string)
+}
+
+/// A small JSON document whose keys come from [`token`].
+fn document() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![Just(Value::Null), any::<bool>().prop_map(Value::from)];
+    leaf.prop_recursive(4, 48, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..12).prop_map(Value::Array),
+            // Up to 12 members: past `target::field`'s linear scan of 8.
+            prop::collection::vec((token(), inner), 0..12)
+                .prop_map(|members| Value::Object(members.into_iter().collect())),
+        ]
+    })
+}
+
+/// A pointer of raw tokens, sometimes escaped the RFC 6901 way, sometimes not
+/// (so that `~` and `/` inside tokens reach the reader as written).
+fn json_pointer() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just(String::new()),
+        "[a-z/~01]{0,6}",
+        prop::collection::vec((token(), any::<bool>()), 1..5).prop_map(|tokens| {
+            tokens
+                .into_iter()
+                .map(|(t, escaped)| {
+                    let t = if escaped {
+                        vespa_tls_webhook::inject::escape(&t)
+                    } else {
+                        t
+                    };
+                    format!("/{t}")
+                })
+                .collect()
+        }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+
+    /// The decision's own pointer (no allocation per token) reads exactly what
+    /// serde_json's `Value::pointer` reads.
+    #[test]
+    fn pointer_reads_what_serde_json_reads(doc in document(), pointer in json_pointer()) {
+        let ours = vespa_tls_webhook::target::pointer(&doc, &pointer);
+        let serde = doc.pointer(&pointer);
+        prop_assert!(
+            ours.map(|v| v as *const Value) == serde.map(|v| v as *const Value),
+            "{pointer:?} in {doc}: ours {ours:?}, serde_json's {serde:?}"
+        );
+    }
+}
+
+/// Pointers into a document with every escape, compared with serde_json's.
+#[test]
+fn pointer_table() {
+    let doc = json!({
+        "a/b": {"~": 1, "~1": 2, "": [10, 11, {"x": 12}]},
+        "m~n": [true],
+        "0": "zero",
+        "": {"": "empty"}
+    });
+    let hit = |p: &str| vespa_tls_webhook::target::pointer(&doc, p).cloned();
+    for (p, want) in [
+        ("", Some(doc.clone())),
+        ("/a~1b/~0", Some(json!(1))),
+        ("/a~1b/~01", Some(json!(2))),
+        ("/a~1b//1", Some(json!(11))),
+        ("/a~1b//2/x", Some(json!(12))),
+        ("/a~1b//01", None),
+        ("/a~1b//+1", None),
+        ("/a~1b//3", None),
+        ("/m~0n/0", Some(json!(true))),
+        ("/0", Some(json!("zero"))),
+        ("//", Some(json!("empty"))),
+        ("a~1b", None),
+        ("/a/b", None),
+    ] {
+        assert_eq!(hit(p), want, "{p:?}");
+        assert_eq!(
+            hit(p).as_ref(),
+            doc.pointer(p),
+            "{p:?} as serde_json reads it"
+        );
+    }
+}
