@@ -79,8 +79,10 @@ where
     ) -> fmt::Result {
         let meta = event.metadata();
         w.write_str("{\"timestamp\":\"")?;
-        SystemTime.format_time(&mut w)?;
-        write!(w, "\",\"level\":\"{}\"", meta.level())?;
+        write_timestamp(&mut w)?;
+        w.write_str("\",\"level\":\"")?;
+        w.write_str(meta.level().as_str())?;
+        w.write_char('"')?;
         let mut fields = JsonFields {
             w: &mut w,
             result: Ok(()),
@@ -119,15 +121,20 @@ impl Visit for JsonFields<'_, '_> {
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.field(field, |w| write!(w, "{value}"));
+        self.field(field, |w| w.write_str(if value { "true" } else { "false" }));
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.field(field, |w| write!(w, "{value}"));
+        self.field(field, |w| write_u64(w, value));
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.field(field, |w| write!(w, "{value}"));
+        self.field(field, |w| {
+            if value < 0 {
+                w.write_char('-')?;
+            }
+            write_u64(w, value.unsigned_abs())
+        });
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
@@ -147,6 +154,84 @@ impl Visit for JsonFields<'_, '_> {
             w.write_char('"')
         });
     }
+}
+
+/// `n` in decimal, without the formatting machinery of `write!` (a decision's
+/// line has three of these).
+fn write_u64(w: &mut impl fmt::Write, mut n: u64) -> fmt::Result {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    w.write_str(std::str::from_utf8(&digits[start..]).map_err(|_| fmt::Error)?)
+}
+
+/// The first second of the year 10000: from there on (and before 1970) the
+/// timestamp is left to tracing-subscriber, which writes those years its way.
+const YEAR_10000: u64 = 253_402_300_800;
+
+thread_local! {
+    /// The last second this thread wrote, and its `YYYY-MM-DDTHH:MM:SS`.
+    static SECOND: std::cell::Cell<(u64, [u8; 19])> = const { std::cell::Cell::new((u64::MAX, [0; 19])) };
+}
+
+/// Now, as tracing-subscriber's [`SystemTime`] writes it
+/// (`2026-11-29T13:53:03.883547Z`), with the part up to the second formatted
+/// once per second per thread instead of on every line.
+fn write_timestamp(w: &mut Writer<'_>) -> fmt::Result {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    let Some(since) = since.ok().filter(|d| d.as_secs() < YEAR_10000) else {
+        return SystemTime.format_time(w);
+    };
+    let secs = since.as_secs();
+    let mut second = SECOND.get();
+    if second.0 != secs {
+        second = (secs, civil(secs));
+        SECOND.set(second);
+    }
+    w.write_str(std::str::from_utf8(&second.1).map_err(|_| fmt::Error)?)?;
+    let micros = since.subsec_micros();
+    let mut fraction = *b".000000Z";
+    for (i, place) in [100_000, 10_000, 1_000, 100, 10, 1].into_iter().enumerate() {
+        fraction[1 + i] = b'0' + (micros / place % 10) as u8;
+    }
+    w.write_str(std::str::from_utf8(&fraction).map_err(|_| fmt::Error)?)
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` (UTC) of a second since 1970 before [`YEAR_10000`]:
+/// the proleptic Gregorian calendar, by Howard Hinnant's `civil_from_days`.
+fn civil(secs: u64) -> [u8; 19] {
+    let (days, in_day) = (secs / 86_400, secs % 86_400);
+    // Days since 0000-03-01, in 400-year eras of 146,097 days.
+    let z = days + 719_468;
+    let (era, day_of_era) = (z / 146_097, z % 146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    // Months from March: 0 is March, 11 is February.
+    let m = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * m + 2) / 5 + 1;
+    let month = if m < 10 { m + 3 } else { m - 9 };
+    let year = era * 400 + year_of_era + u64::from(month <= 2);
+    let mut out = *b"0000-00-00T00:00:00";
+    let mut put = |at: usize, width: u32, n: u64| {
+        for i in 0..width as usize {
+            out[at + i] = b'0' + (n / 10u64.pow(width - 1 - i as u32) % 10) as u8;
+        }
+    };
+    put(0, 4, year);
+    put(5, 2, month);
+    put(8, 2, day);
+    put(11, 2, in_day / 3_600);
+    put(14, 2, in_day / 60 % 60);
+    put(17, 2, in_day % 60);
+    out
 }
 
 /// `s` as a JSON string.
@@ -235,6 +320,9 @@ mod tests {
                 allowed = true,
                 patch_ops = 7u64,
                 delta = -3i64,
+                zero = 0u64,
+                most = u64::MAX,
+                least = i64::MIN,
                 ratio = 0.5f64,
                 nan = f64::NAN,
                 "admission decision"
@@ -256,6 +344,9 @@ mod tests {
                 "allowed",
                 "patch_ops",
                 "delta",
+                "zero",
+                "most",
+                "least",
                 "ratio",
                 "nan",
                 "target"
@@ -269,6 +360,9 @@ mod tests {
         assert_eq!(line["allowed"], true);
         assert_eq!(line["patch_ops"], 7);
         assert_eq!(line["delta"], -3);
+        assert_eq!(line["zero"], 0);
+        assert_eq!(line["most"], u64::MAX);
+        assert_eq!(line["least"], i64::MIN);
         assert_eq!(line["ratio"], 0.5);
         assert_eq!(line["nan"], "NaN");
         assert_eq!(line["target"], module_path!());
@@ -282,5 +376,88 @@ mod tests {
         );
         assert_eq!(got[1]["level"], "WARN");
         assert_eq!(got[1]["message"], "second line 2");
+    }
+
+    /// What a timestamp writer writes.
+    fn written(f: impl FnOnce(&mut Writer<'_>) -> fmt::Result) -> String {
+        let mut out = String::new();
+        f(&mut Writer::new(&mut out)).unwrap();
+        out
+    }
+
+    #[test]
+    fn the_timestamp_is_written_as_tracing_subscriber_writes_it() {
+        // Both read the clock: compare them within one second (retry across a
+        // second's boundary); the microseconds differ.
+        for _ in 0..1_000 {
+            let ours = written(write_timestamp);
+            let theirs = written(|w| SystemTime.format_time(w));
+            if ours[..20] == theirs[..20] {
+                assert_eq!(ours.len(), theirs.len(), "{ours} vs {theirs}");
+                assert!(ours.ends_with('Z') && ours.as_bytes()[19] == b'.', "{ours}");
+                assert!(ours[20..26].bytes().all(|b| b.is_ascii_digit()), "{ours}");
+                return;
+            }
+        }
+        panic!("never in the same second as tracing-subscriber's timestamp");
+    }
+
+    #[test]
+    fn civil_dates_of_known_seconds() {
+        for (secs, want) in [
+            (0, "1970-01-01T00:00:00"),
+            (951_782_400, "2000-02-29T00:00:00"),
+            (951_868_800, "2000-03-01T00:00:00"),
+            (2_147_483_648, "2038-01-19T03:14:08"),
+            (4_107_542_400, "2100-03-01T00:00:00"),
+            (YEAR_10000 - 1, "9999-12-31T23:59:59"),
+        ] {
+            assert_eq!(std::str::from_utf8(&civil(secs)).unwrap(), want, "{secs}");
+        }
+    }
+
+    /// Seconds since 1970 of a civil time, counted year by year and month by
+    /// month: an independent reading of what [`civil`] writes.
+    fn seconds_of(text: &str) -> u64 {
+        let n = |r: std::ops::Range<usize>| text[r].parse::<u64>().unwrap();
+        let (year, month, day) = (n(0..4), n(5..7), n(8..10));
+        let leap =
+            |y: u64| y.is_multiple_of(4) && (!y.is_multiple_of(100) || y.is_multiple_of(400));
+        let lengths = [
+            31,
+            if leap(year) { 29 } else { 28 },
+            31,
+            30,
+            31,
+            30,
+            31,
+            31,
+            30,
+            31,
+            30,
+            31,
+        ];
+        assert!((1..=12).contains(&month), "{text}");
+        assert!((1..=lengths[month as usize - 1]).contains(&day), "{text}");
+        let (hour, minute, second) = (n(11..13), n(14..16), n(17..19));
+        assert!(hour < 24 && minute < 60 && second < 60, "{text}");
+        let days = (1970..year)
+            .map(|y| if leap(y) { 366 } else { 365 })
+            .sum::<u64>()
+            + lengths[..month as usize - 1].iter().sum::<u64>()
+            + day
+            - 1;
+        days * 86_400 + hour * 3_600 + minute * 60 + second
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn civil_writes_the_calendar_date_of_every_second(secs in 0..YEAR_10000) {
+            let text = civil(secs);
+            let text = std::str::from_utf8(&text).unwrap();
+            proptest::prop_assert_eq!(&text[4..5], "-");
+            proptest::prop_assert_eq!(&text[10..11], "T");
+            proptest::prop_assert_eq!(seconds_of(text), secs, "{}", text);
+        }
     }
 }
