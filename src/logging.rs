@@ -158,17 +158,14 @@ impl Visit for JsonFields<'_, '_> {
 
 /// `n` in decimal, without the formatting machinery of `write!` (a decision's
 /// line has three of these).
-fn write_u64(w: &mut impl fmt::Write, mut n: u64) -> fmt::Result {
+fn write_u64(w: &mut impl fmt::Write, n: u64) -> fmt::Result {
     let mut digits = [0u8; 20];
-    let mut start = digits.len();
-    loop {
-        start -= 1;
-        digits[start] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
+    zero_padded(&mut digits, n);
+    // Without the padding; `0` keeps its one digit.
+    let start = digits
+        .iter()
+        .position(|&d| d != b'0')
+        .unwrap_or(digits.len() - 1);
     w.write_str(std::str::from_utf8(&digits[start..]).map_err(|_| fmt::Error)?)
 }
 
@@ -196,11 +193,8 @@ fn write_timestamp(w: &mut Writer<'_>) -> fmt::Result {
         SECOND.set(second);
     }
     w.write_str(std::str::from_utf8(&second.1).map_err(|_| fmt::Error)?)?;
-    let micros = since.subsec_micros();
     let mut fraction = *b".000000Z";
-    for (i, place) in [100_000, 10_000, 1_000, 100, 10, 1].into_iter().enumerate() {
-        fraction[1 + i] = b'0' + (micros / place % 10) as u8;
-    }
+    zero_padded(&mut fraction[1..7], u64::from(since.subsec_micros()));
     w.write_str(std::str::from_utf8(&fraction).map_err(|_| fmt::Error)?)
 }
 
@@ -220,18 +214,21 @@ fn civil(secs: u64) -> [u8; 19] {
     let month = if m < 10 { m + 3 } else { m - 9 };
     let year = era * 400 + year_of_era + u64::from(month <= 2);
     let mut out = *b"0000-00-00T00:00:00";
-    let mut put = |at: usize, width: u32, n: u64| {
-        for i in 0..width as usize {
-            out[at + i] = b'0' + (n / 10u64.pow(width - 1 - i as u32) % 10) as u8;
-        }
-    };
-    put(0, 4, year);
-    put(5, 2, month);
-    put(8, 2, day);
-    put(11, 2, in_day / 3_600);
-    put(14, 2, in_day / 60 % 60);
-    put(17, 2, in_day % 60);
+    zero_padded(&mut out[0..4], year);
+    zero_padded(&mut out[5..7], month);
+    zero_padded(&mut out[8..10], day);
+    zero_padded(&mut out[11..13], in_day / 3_600);
+    zero_padded(&mut out[14..16], in_day / 60 % 60);
+    zero_padded(&mut out[17..19], in_day % 60);
     out
+}
+
+/// Fill `digits` with the last `digits.len()` decimal digits of `n`, zero-padded.
+fn zero_padded(digits: &mut [u8], mut n: u64) {
+    for d in digits.iter_mut().rev() {
+        *d = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
 }
 
 /// `s` as a JSON string.
