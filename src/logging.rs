@@ -125,16 +125,11 @@ impl Visit for JsonFields<'_, '_> {
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.field(field, |w| write_u64(w, value));
+        self.field(field, |w| w.write_str(itoa::Buffer::new().format(value)));
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.field(field, |w| {
-            if value < 0 {
-                w.write_char('-')?;
-            }
-            write_u64(w, value.unsigned_abs())
-        });
+        self.field(field, |w| w.write_str(itoa::Buffer::new().format(value)));
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
@@ -154,19 +149,6 @@ impl Visit for JsonFields<'_, '_> {
             w.write_char('"')
         });
     }
-}
-
-/// `n` in decimal, without the formatting machinery of `write!` (a decision's
-/// line has three of these).
-fn write_u64(w: &mut impl fmt::Write, n: u64) -> fmt::Result {
-    let mut digits = [0u8; 20];
-    zero_padded(&mut digits, n);
-    // Without the padding; `0` keeps its one digit.
-    let start = digits
-        .iter()
-        .position(|&d| d != b'0')
-        .unwrap_or(digits.len() - 1);
-    w.write_str(std::str::from_utf8(&digits[start..]).map_err(|_| fmt::Error)?)
 }
 
 /// The first second of the year 10000: from there on (and before 1970) the
