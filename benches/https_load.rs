@@ -52,6 +52,10 @@ use tokio_rustls::{TlsConnector, client::TlsStream};
 
 #[path = "support/mod.rs"]
 mod support;
+// Where a started server listens (shared with the test harnesses).
+#[path = "../tests/common/listen.rs"]
+#[allow(dead_code)]
+mod listen;
 
 fn main() -> ExitCode {
     let raw: Vec<String> = std::env::args().skip(1).collect();
@@ -854,10 +858,9 @@ struct Server {
 
 impl Server {
     async fn start(env: &Env, target: Target) -> Result<Server> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        // Both servers bind port 0 and say which port they got in their log
+        // (`listen`); a port picked here and released could be taken meanwhile.
+        let any_port = "127.0.0.1:0";
         let f = &env.files;
         let mut cmd = if env.pin {
             let mut c = Command::new("taskset");
@@ -872,19 +875,27 @@ impl Server {
                 cmd.arg(&env.o.server)
                     .arg("serve")
                     .arg("--addr")
-                    .arg(addr.to_string())
+                    .arg(any_port)
                     .arg("--tls-cert")
                     .arg(&f.cert)
                     .arg("--tls-key")
                     .arg(&f.key)
                     .arg("--namespaces")
                     .arg(&f.namespaces)
-                    .envs(env.o.server_env.iter().map(|(k, v)| (k, v)));
+                    .env("RUST_LOG", listen::inherited_with_serving_line())
+                    .envs(env.o.server_env.iter().map(|(k, v)| {
+                        // A RUST_LOG of an experiment keeps the serving line.
+                        let v = match k.as_str() {
+                            "RUST_LOG" => listen::with_serving_line(v),
+                            _ => v.clone(),
+                        };
+                        (k, v)
+                    }));
             }
             Target::Floor => {
                 cmd.arg(std::env::current_exe()?)
                     .arg("floor-server")
-                    .arg(addr.to_string())
+                    .arg(any_port)
                     .arg(&f.cert)
                     .arg(&f.key);
             }
@@ -901,9 +912,14 @@ impl Server {
         let mut server = Server {
             child,
             pid,
-            addr,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             name: target.name(),
         };
+        server.addr = listen::wait_listening(&mut server.child, &f.log, Duration::from_secs(15))
+            .await
+            .map_err(|e| anyhow!("{}: {e}", target.name()))?
+            .addr;
+        let addr = server.addr;
         // Ready when a review is answered.
         let deadline = Instant::now() + Duration::from_secs(15);
         let ctx = Ctx {
@@ -1366,6 +1382,12 @@ mod floor {
             .build()?;
         runtime.block_on(async move {
             let listener = tokio::net::TcpListener::bind(addr).await?;
+            // The product's text line, so that the bench reads the port alike.
+            println!(
+                "floor-server: {} addr={}",
+                crate::listen::SERVING,
+                listener.local_addr()?
+            );
             serve(listener, acceptor, Arc::default()).await
         })
     }
@@ -1600,30 +1622,37 @@ mod apiserver {
             counters.clone(),
         ));
 
-        // The webhook, reading namespaces from the same apiserver.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let log = std::fs::File::create(dir.path().join("server.log"))?;
+        // The webhook, reading namespaces from the same apiserver; it binds
+        // port 0 and says which ports it got in its log.
+        let log_path = dir.path().join("server.log");
+        let log = std::fs::File::create(&log_path)?;
         let mut child = Command::new(server)
             .arg("serve")
-            .arg("--addr")
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--metrics-addr")
-            .arg(format!("127.0.0.1:{metrics_port}"))
+            .args(["--addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"])
             .arg("--tls-cert")
             .arg(&certs.cert)
             .arg("--tls-key")
             .arg(&certs.key)
             .arg("--kubeconfig")
             .arg(kubeconfig)
+            .env("RUST_LOG", crate::listen::inherited_with_serving_line())
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()
             .with_context(|| format!("starting {}", server.display()))?;
+        let bound =
+            crate::listen::wait_listening(&mut child, &log_path, Duration::from_secs(20)).await;
+        let (port, metrics_port) = match bound {
+            Ok(crate::listen::Listening {
+                addr,
+                metrics_addr: Some(metrics),
+            }) => (addr.port(), metrics.port()),
+            other => {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("{}: {other:?}", server.display());
+            }
+        };
         let setup = Setup {
             pods: Api::namespaced(client.clone(), &ns),
             configs: configs.clone(),

@@ -389,7 +389,7 @@ impl Server {
             tracker.spawn(accept_loop(l, None, router(app.clone(), false), conn));
         }
         tracker.spawn(accept_loop(listener, Some(tls), router(app, true), conn));
-        tracing::info!(addr = %local_addr, metrics_addr = ?metrics_addr, "vespa-tls-webhook serving");
+        log_serving(local_addr, metrics_addr);
         Ok(RunningServer {
             policy: app_policy,
             local_addr,
@@ -911,6 +911,26 @@ fn decide(
         })
     }))
     .ok()
+}
+
+/// The `tracing` target of the line that says where the server listens, so that
+/// `RUST_LOG=warn,vespa_tls_webhook::server::listen=info` shows it without the
+/// decision lines. With `--addr 127.0.0.1:0` the kernel picks the port at bind
+/// time and this line is where to read it (the test harnesses and the bench do).
+pub const LISTEN_TARGET: &str = "vespa_tls_webhook::server::listen";
+
+/// "vespa-tls-webhook serving" with the bound addresses (`addr`, and
+/// `metrics_addr` when the metrics listener is on), as `ip:port` strings.
+fn log_serving(addr: SocketAddr, metrics_addr: Option<SocketAddr>) {
+    match metrics_addr {
+        Some(metrics_addr) => tracing::info!(
+            target: LISTEN_TARGET,
+            addr = %addr,
+            metrics_addr = %metrics_addr,
+            "vespa-tls-webhook serving"
+        ),
+        None => tracing::info!(target: LISTEN_TARGET, addr = %addr, "vespa-tls-webhook serving"),
+    }
 }
 
 fn log_decision(endpoint: &str, review: &Review, d: &Decision, elapsed: Duration) {

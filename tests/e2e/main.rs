@@ -19,7 +19,7 @@ use std::pin::Pin;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, anyhow, bail, ensure};
 use k8s_openapi::api::admissionregistration::v1::{
     MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
 };
@@ -32,6 +32,9 @@ use serde_json::{Value, json};
 
 #[path = "../common/e2e.rs"]
 mod common;
+#[path = "../common/listen.rs"]
+#[allow(dead_code)]
+mod listen;
 
 use common::{
     apply, closed_port, ensure_namespace, labelled, registrations, repo, unregister, wait_ready,
@@ -906,11 +909,11 @@ async fn start_webhook(
     let dir = tempfile::tempdir()?;
     let ca = write_certs(dir.path(), "e2e webhook CA")?;
     std::fs::write(dir.path().join("policy.yaml"), "excludedNamespaces: []\n")?;
-    let port = closed_port();
     let log_path = std::env::temp_dir().join(log);
     let log = std::fs::File::create(&log_path)?;
-    let child = Command::new(env!("CARGO_BIN_EXE_vespa-tls-webhook"))
-        .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
+    // The port is picked by the kernel at bind time and read back from the log.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vespa-tls-webhook"))
+        .args(["serve", "--addr", "127.0.0.1:0"])
         .arg("--tls-cert")
         .arg(dir.path().join("tls.crt"))
         .arg("--tls-key")
@@ -920,11 +923,14 @@ async fn start_webhook(
         .args(["--kubeconfig", kubeconfig, "--log-format", "json"])
         .args(extra)
         .env_remove("POD_NAMESPACE")
+        .env("RUST_LOG", listen::inherited_with_serving_line())
         .stdout(Stdio::from(log.try_clone()?))
         .stderr(Stdio::from(log))
         .spawn()
         .context("start vespa-tls-webhook")?;
+    let bound = listen::wait_listening(&mut child, &log_path, Duration::from_secs(20)).await;
     let webhook = Webhook { child, _dir: dir };
+    let port = bound.map_err(|e| anyhow!("webhook: {e}"))?.addr.port();
     // Ready when /readyz answers 200 (certificate loaded, namespace view synced).
     wait_ready(port, &ca, &log_path).await.context("webhook")?;
     Ok((webhook, port, ca))

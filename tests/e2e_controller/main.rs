@@ -36,10 +36,12 @@ use vespa_tls_webhook::layout::{INGRESS, MTLS};
 
 #[path = "../common/e2e.rs"]
 mod common;
+#[path = "../common/listen.rs"]
+#[allow(dead_code)]
+mod listen;
 
 use common::{
-    apply, closed_port, ensure_namespace, labelled, registrations, wait_ready, write_certs,
-    yaml_docs, yaml_file,
+    apply, ensure_namespace, labelled, registrations, wait_ready, write_certs, yaml_docs, yaml_file,
 };
 
 type Scenario = common::Scenario<Ctx>;
@@ -705,16 +707,11 @@ async fn start_replica(
     system_ns: &str,
     name: &str,
 ) -> Result<Replica> {
-    let port = closed_port();
     let log = std::env::temp_dir().join(format!("vespa-tls-webhook-e2e-controller-{name}.log"));
     let file = std::fs::File::create(&log)?;
-    let child = Command::new(env!("CARGO_BIN_EXE_vespa-tls-webhook"))
-        .args([
-            "serve",
-            "--controller",
-            "--addr",
-            &format!("127.0.0.1:{port}"),
-        ])
+    // The port is picked by the kernel at bind time and read back from the log.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vespa-tls-webhook"))
+        .args(["serve", "--controller", "--addr", "127.0.0.1:0"])
         .arg("--tls-cert")
         .arg(certs.join("tls.crt"))
         .arg("--tls-key")
@@ -729,11 +726,20 @@ async fn start_replica(
         ])
         .args(["--lease-duration-secs", &LEASE_SECS.to_string()])
         .env("HOSTNAME", name)
-        .env("RUST_LOG", "info")
+        .env("RUST_LOG", listen::with_serving_line("info"))
         .stdout(Stdio::from(file.try_clone()?))
         .stderr(Stdio::from(file))
         .spawn()
         .context("start vespa-tls-webhook serve --controller")?;
+    let bound = listen::wait_listening(&mut child, &log, Duration::from_secs(20)).await;
+    let port = match bound {
+        Ok(b) => b.addr.port(),
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("{name}: {e}");
+        }
+    };
     let replica = Replica { child, log, port };
     wait_ready(port, ca, &replica.log)
         .await

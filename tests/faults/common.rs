@@ -18,6 +18,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 use crate::fixtures::{user_vespaset, vespaset_review};
+use crate::listen;
 use crate::support::{Ca, NAMESPACES, WEBHOOK_NAMESPACE, crypto};
 
 /// The fault tests run one at a time.
@@ -290,11 +291,6 @@ pub struct Webhook {
     exited: Option<ExitStatus>,
 }
 
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
 impl Webhook {
     /// Start with `extra` flags and wait (≤ 30 s) until `/readyz` answers 200.
     pub async fn start(extra: &[&str]) -> Webhook {
@@ -307,14 +303,12 @@ impl Webhook {
         std::fs::write(&key, &pair.key).unwrap();
         let namespaces = dir.path().join("namespaces.yaml");
         std::fs::write(&namespaces, NAMESPACES).unwrap();
-        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let metrics_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let log = dir.path().join("webhook.log");
         let out = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_vespa-tls-webhook"))
+        let mut child = Command::new(env!("CARGO_BIN_EXE_vespa-tls-webhook"))
             .arg("serve")
-            .args(["--addr", &addr.to_string()])
-            .args(["--metrics-addr", &metrics_addr.to_string()])
+            // Ports picked by the kernel at bind time; read back from the log.
+            .args(["--addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"])
             .arg("--tls-cert")
             .arg(&cert)
             .arg("--tls-key")
@@ -328,11 +322,21 @@ impl Webhook {
                 "json",
             ])
             .args(extra)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", listen::with_serving_line("warn"))
             .stdout(Stdio::from(out.try_clone().unwrap()))
             .stderr(Stdio::from(out))
             .spawn()
             .expect("start vespa-tls-webhook");
+        let bound = match listen::wait_listening(&mut child, &log, Duration::from_secs(30)).await {
+            Ok(bound) => bound,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("webhook: {e}");
+            }
+        };
+        let addr = bound.addr;
+        let metrics_addr = bound.metrics_addr.expect("--metrics-addr was given");
         let mut w = Webhook {
             child,
             _dir: dir,
@@ -487,3 +491,29 @@ pub async fn send<S: tokio::io::AsyncWrite + Unpin>(stream: &mut S, bytes: &[u8]
 
 /// The value of a metric line (`name{labels} value`), 0 when absent.
 pub use crate::support::metric;
+
+// ------------------------------------------------ reading where it listens ---
+
+#[test]
+fn serving_lines_of_both_formats_are_read_and_others_are_not() {
+    let a: SocketAddr = "127.0.0.1:40001".parse().unwrap();
+    let m: SocketAddr = "127.0.0.1:40002".parse().unwrap();
+    let json = r#"{"timestamp":"2026-11-29T19:50:00.000000Z","level":"INFO","message":"vespa-tls-webhook serving","addr":"127.0.0.1:40001","metrics_addr":"127.0.0.1:40002","target":"vespa_tls_webhook::server::listen"}"#;
+    assert_eq!(
+        listen::parse_serving_line(json),
+        Some(listen::Listening {
+            addr: a,
+            metrics_addr: Some(m)
+        })
+    );
+    let text = "2026-11-29T19:50:00.000000Z  INFO vespa-tls-webhook serving addr=127.0.0.1:40001";
+    assert_eq!(
+        listen::parse_serving_line(text),
+        Some(listen::Listening {
+            addr: a,
+            metrics_addr: None
+        })
+    );
+    let other = r#"{"level":"INFO","message":"admission decision","addr":"127.0.0.1:40001"}"#;
+    assert_eq!(listen::parse_serving_line(other), None);
+}

@@ -28,6 +28,9 @@ mod fixtures;
 mod support;
 
 mod common;
+#[path = "../common/listen.rs"]
+#[allow(dead_code)]
+mod listen;
 mod overload;
 mod policy;
 mod rotation;
