@@ -672,10 +672,9 @@ async fn standalone(args: ControllerArgs) -> Result<(), String> {
         webhook_namespace: webhook_namespace.clone(),
     })
     .map_err(|e| e.to_string())?;
-    let _reloader = watch.spawn_reloader(
-        Duration::from_secs(2),
-        Arc::new(crate::metrics::Metrics::new()),
-    );
+    let mut poller = crate::file_watch::Poller::new();
+    watch.watch_file(&mut poller, Arc::new(crate::metrics::Metrics::new()));
+    let _reloader = poller.spawn(Duration::from_secs(2));
     let handle = watch.handle();
     let client = kube_client(args.kubeconfig.as_deref())
         .await

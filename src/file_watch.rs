@@ -67,55 +67,113 @@ fn read_one(path: &Path) -> Result<Vec<u8>, ReadError> {
     })
 }
 
-/// Spawn a task that polls `paths` every `interval` and calls `on_change` when
-/// their contents differ from `initial` (the fingerprint already loaded) or from
-/// the last change reported. Errors reading are passed on once per distinct error.
+/// What a watch does with the files' new contents (or the error reading them).
+type OnChange = Box<dyn FnMut(Result<Snapshot, ReadError>) + Send>;
+
+/// Every watched set of files of a process, polled by one task.
 ///
-/// A change is reported only once two consecutive polls saw the same contents
-/// (or the same error): a file caught half-written by a non-atomic writer, or a
-/// certificate read before and its key after a `..data` swap, is never handed on
-/// unless it stays that way for a whole interval. A change therefore takes one
-/// to two intervals to be reported.
+/// Each module registers its files ([`Poller::watch`]); [`Poller::spawn`] then
+/// polls them all from one task, so that an idle server wakes once per interval,
+/// not once per watched set (each task's tick may wake a runtime worker of its
+/// own: a second task at the same instant cost a second wake-up when measured).
 ///
-/// The task runs until aborted (drop-abort it with the returned handle).
-pub fn spawn_poller<F>(
+/// For each set, a change is reported only once two consecutive polls saw the
+/// same contents (or the same error): a file caught half-written by a non-atomic
+/// writer, or a certificate read before and its key after a `..data` swap, is
+/// never handed on unless it stays that way for a whole interval. A change
+/// therefore takes one to two intervals to be reported. Errors reading are
+/// passed on once per distinct error.
+#[derive(Default)]
+pub struct Poller {
+    watches: Vec<Watch>,
+}
+
+impl std::fmt::Debug for Poller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.watches.iter().map(|w| &w.paths))
+            .finish()
+    }
+}
+
+/// One watched set of files and what it last reported.
+struct Watch {
     paths: Vec<PathBuf>,
-    initial: Fingerprint,
-    interval: Duration,
-    mut on_change: F,
-) -> JoinHandle<()>
-where
-    F: FnMut(Result<Snapshot, ReadError>) + Send + 'static,
-{
-    tokio::spawn(async move {
-        let mut last = initial;
-        // Seen by the previous poll, different from `last`, not yet reported.
-        let mut pending: Option<Fingerprint> = None;
-        let mut ticker = tokio::time::interval(interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        ticker.tick().await; // the first tick is immediate; `initial` covers it
-        loop {
-            ticker.tick().await;
-            // Read in place: a few small files on a local (in Kubernetes: tmpfs)
-            // volume take microseconds, and `tokio::fs` would hand every poll to
-            // a blocking thread, whose coming and going costs more (each new
-            // thread may get its own malloc arena).
-            let result = read_now(&paths);
-            let seen = match &result {
-                Ok(s) => s.fingerprint,
-                Err(e) => fingerprint(&[e.to_string().into_bytes()]),
-            };
-            if seen == last {
-                pending = None;
-            } else if pending == Some(seen) {
-                pending = None;
-                last = seen;
-                on_change(result);
-            } else {
-                pending = Some(seen);
-            }
+    /// The fingerprint last reported (at first: the one already loaded).
+    last: Fingerprint,
+    /// Seen by the previous poll, different from `last`, not yet reported.
+    pending: Option<Fingerprint>,
+    on_change: OnChange,
+}
+
+impl Watch {
+    fn poll(&mut self) {
+        // Read in place: a few small files on a local (in Kubernetes: tmpfs)
+        // volume take microseconds, and `tokio::fs` would hand every poll to a
+        // blocking thread, whose coming and going costs more (each new thread
+        // may get its own malloc arena).
+        let result = read_now(&self.paths);
+        let seen = match &result {
+            Ok(s) => s.fingerprint,
+            Err(e) => fingerprint(&[e.to_string().into_bytes()]),
+        };
+        if seen == self.last {
+            self.pending = None;
+        } else if self.pending == Some(seen) {
+            self.pending = None;
+            self.last = seen;
+            (self.on_change)(result);
+        } else {
+            self.pending = Some(seen);
         }
-    })
+    }
+}
+
+impl Poller {
+    /// Nothing watched yet.
+    pub fn new() -> Self {
+        Poller::default()
+    }
+
+    /// Watch `paths`, whose contents as loaded have the fingerprint `initial`:
+    /// `on_change` gets their contents (or the read error) when they change.
+    pub fn watch<F>(&mut self, paths: Vec<PathBuf>, initial: Fingerprint, on_change: F)
+    where
+        F: FnMut(Result<Snapshot, ReadError>) + Send + 'static,
+    {
+        self.watches.push(Watch {
+            paths,
+            last: initial,
+            pending: None,
+            on_change: Box::new(on_change),
+        });
+    }
+
+    /// Whether nothing is watched.
+    pub fn is_empty(&self) -> bool {
+        self.watches.is_empty()
+    }
+
+    /// Spawn the task that polls every watched set every `interval`, in the
+    /// order they were registered; `None` when nothing is watched. The task
+    /// runs until aborted (drop-abort it with the returned handle).
+    pub fn spawn(self, interval: Duration) -> Option<JoinHandle<()>> {
+        if self.is_empty() {
+            return None;
+        }
+        let mut watches = self.watches;
+        Some(tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticker.tick().await; // the first tick is immediate; the initial fingerprints cover it
+            loop {
+                ticker.tick().await;
+                for w in &mut watches {
+                    w.poll();
+                }
+            }
+        }))
+    }
 }
 
 /// A set of background tasks aborted when dropped.
@@ -157,6 +215,18 @@ mod tests {
     use super::*;
     use std::sync::{Arc, Mutex};
 
+    /// A poller of one set of files.
+    fn poll_one(
+        paths: Vec<PathBuf>,
+        initial: Fingerprint,
+        interval: Duration,
+        on_change: impl FnMut(Result<Snapshot, ReadError>) + Send + 'static,
+    ) -> JoinHandle<()> {
+        let mut poller = Poller::new();
+        poller.watch(paths, initial, on_change);
+        poller.spawn(interval).unwrap()
+    }
+
     #[test]
     fn fingerprint_is_length_prefixed() {
         assert_ne!(
@@ -174,7 +244,7 @@ mod tests {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let s = seen.clone();
         let mut tasks = Tasks::new();
-        tasks.push(spawn_poller(
+        tasks.push(poll_one(
             vec![file.clone()],
             initial.fingerprint,
             Duration::from_millis(10),
@@ -209,6 +279,46 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn one_task_reports_each_watched_set_on_its_own() {
+        assert!(Poller::new().spawn(Duration::from_millis(10)).is_none());
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::write(&a, "a0").unwrap();
+        std::fs::write(&b, "b0").unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let mut poller = Poller::new();
+        for path in [&a, &b] {
+            let initial = read_now(std::slice::from_ref(path)).unwrap();
+            let s = seen.clone();
+            poller.watch(vec![path.clone()], initial.fingerprint, move |r| {
+                let text = String::from_utf8(r.unwrap().contents[0].clone()).unwrap();
+                s.lock().unwrap().push(text);
+            });
+        }
+        let mut tasks = Tasks::new();
+        tasks.push(poller.spawn(Duration::from_millis(10)).unwrap());
+        let wait_for = |want: Vec<&'static str>| {
+            let seen = seen.clone();
+            async move {
+                for _ in 0..200 {
+                    if *seen.lock().unwrap() == want {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                panic!("saw {:?}, want {want:?}", seen.lock().unwrap());
+            }
+        };
+        std::fs::write(&b, "b1").unwrap();
+        wait_for(vec!["b1"]).await;
+        std::fs::write(&a, "a1").unwrap();
+        wait_for(vec!["b1", "a1"]).await;
+        // Nothing more while neither changes.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(*seen.lock().unwrap(), vec!["b1", "a1"]);
+    }
+
+    #[tokio::test]
     async fn contents_that_change_at_every_poll_are_not_reported() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("f");
@@ -217,7 +327,7 @@ mod tests {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let s = seen.clone();
         let mut tasks = Tasks::new();
-        tasks.push(spawn_poller(
+        tasks.push(poll_one(
             vec![file.clone()],
             initial.fingerprint,
             Duration::from_millis(100),

@@ -38,7 +38,7 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use tokio::time::sleep_until;
 
-use crate::file_watch::{self, Fingerprint, Tasks};
+use crate::file_watch::{self, Fingerprint, Poller, Tasks};
 use crate::metrics::Metrics;
 use crate::policy::NamespaceMeta;
 
@@ -437,11 +437,11 @@ impl NamespaceView {
         NamespaceView::Static(StaticNamespaces::new(namespaces))
     }
 
-    /// Start the view: build the client and watcher, or read the file and poll it
-    /// every `reload_interval`. The returned tasks keep it up to date.
+    /// Start the view: build the client and watcher, or read the file and watch
+    /// it with `poller`. The returned tasks (and the poller's) keep it up to date.
     pub async fn start(
         source: NamespaceSource,
-        reload_interval: Duration,
+        poller: &mut Poller,
         stale_after: Duration,
         metrics: Arc<Metrics>,
     ) -> Result<(NamespaceView, Tasks), NamespaceViewError> {
@@ -453,8 +453,8 @@ impl NamespaceView {
             NamespaceSource::File(path) => {
                 let (view, fingerprint) = Self::read_file(&path)?;
                 metrics.set_namespace_view_synced(true);
-                let tasks = Self::watch_file(&view, path, fingerprint, reload_interval, metrics);
-                Ok((NamespaceView::Static(view), tasks))
+                Self::watch_file(&view, path, fingerprint, poller, metrics);
+                Ok((NamespaceView::Static(view), Tasks::new()))
             }
             NamespaceSource::Cluster { kubeconfig } => {
                 let client = cluster_client(kubeconfig.as_deref()).await?;
@@ -484,13 +484,12 @@ impl NamespaceView {
         view: &StaticNamespaces,
         path: PathBuf,
         fingerprint: Fingerprint,
-        interval: Duration,
+        poller: &mut Poller,
         metrics: Arc<Metrics>,
-    ) -> Tasks {
+    ) {
         let view = view.clone();
         let watched = vec![path.clone()];
-        let mut tasks = Tasks::new();
-        tasks.push(file_watch::spawn_poller(watched, fingerprint, interval, move |result| {
+        poller.watch(watched, fingerprint, move |result| {
             let outcome = result
                 .map_err(|e| NamespaceViewError::Read {
                     path: e.path,
@@ -508,8 +507,7 @@ impl NamespaceView {
                     tracing::warn!(error = %e, "namespaces file changed but is refused; keeping the namespaces in use");
                 }
             }
-        }));
-        tasks
+        });
     }
 
     /// The namespace's labels and annotations; `Ok(None)` when it does not exist.

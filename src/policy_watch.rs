@@ -11,11 +11,8 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
-use std::time::Duration;
 
-use tokio::task::JoinHandle;
-
-use crate::file_watch::{self, Fingerprint};
+use crate::file_watch::{self, Fingerprint, Poller};
 use crate::metrics::Metrics;
 use crate::policy::{ClusterPolicy, PolicyFileError};
 
@@ -143,21 +140,17 @@ impl PolicyWatch {
         self.handle.clone()
     }
 
-    /// Poll the file every `interval` (nothing to do without a file).
-    pub fn spawn_reloader(
-        &self,
-        interval: Duration,
-        metrics: Arc<Metrics>,
-    ) -> Option<JoinHandle<()>> {
-        let path = self.source.path.clone()?;
-        let initial = self.loaded_from?;
+    /// Watch the file with `poller` (nothing to do without a file).
+    pub fn watch_file(&self, poller: &mut Poller, metrics: Arc<Metrics>) {
+        let (Some(path), Some(initial)) = (self.source.path.clone(), self.loaded_from) else {
+            return;
+        };
         let handle = self.handle.clone();
         let ns = self.source.webhook_namespace.clone();
         let watched = path.clone();
-        Some(file_watch::spawn_poller(
+        poller.watch(
             vec![watched],
             initial,
-            interval,
             move |result| {
                 let outcome = result
                     .map_err(|e| PolicyError::Read {
@@ -181,7 +174,7 @@ impl PolicyWatch {
                     }
                 }
             },
-        ))
+        );
     }
 }
 

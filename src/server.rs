@@ -67,7 +67,7 @@ use crate::admission::{self, Decision, Endpoint, Review};
 use crate::conn_timer::{
     ConnLimit, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_IDLE, DEFAULT_MAX_OPEN, Registration, Timed,
 };
-use crate::file_watch::Tasks;
+use crate::file_watch::{Poller, Tasks};
 use crate::metrics::{self, Metrics, Outcome, ReadinessCheck};
 use crate::namespace_view::{NamespaceSource, NamespaceView, NamespaceViewError};
 use crate::policy::NamespaceMeta;
@@ -131,7 +131,8 @@ pub struct ServerConfig {
     /// idle longest is closed, or with none idle the new one refused
     /// (`--max-connections`, [`crate::conn_timer::ConnLimit`]).
     pub max_connections: usize,
-    /// How often certificate, policy and namespaces files are checked for changes.
+    /// How often certificate, policy and namespaces files are checked for changes
+    /// (all by one task, [`Poller`]).
     pub reload_interval: Duration,
     /// How long [`RunningServer::shutdown`] waits for open connections.
     pub shutdown_timeout: Duration,
@@ -337,15 +338,19 @@ impl Server {
             _ => None,
         };
 
+        // Every watched file (the serving pair, the policy, a namespaces file) is
+        // polled by one task: an idle server wakes once per interval.
+        let mut poller = Poller::new();
         let (namespaces, mut tasks) = NamespaceView::start(
             config.namespaces,
-            config.reload_interval,
+            &mut poller,
             config.namespace_stale_after,
             metrics.clone(),
         )
         .await?;
-        tasks.push(certs.spawn_reloader(config.reload_interval, metrics.clone()));
-        if let Some(t) = policy.spawn_reloader(config.reload_interval, metrics.clone()) {
+        certs.watch_files(&mut poller, metrics.clone());
+        policy.watch_file(&mut poller, metrics.clone());
+        if let Some(t) = poller.spawn(config.reload_interval) {
             tasks.push(t);
         }
 

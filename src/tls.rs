@@ -9,7 +9,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use rustls::ServerConfig;
 use rustls::crypto::CryptoProvider;
@@ -17,9 +17,8 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::task::JoinHandle;
 
-use crate::file_watch::{self, Fingerprint, ReadError, Snapshot};
+use crate::file_watch::{self, Fingerprint, Poller, ReadError, Snapshot};
 use crate::metrics::Metrics;
 
 /// The flag naming the certificate file (for messages).
@@ -270,16 +269,12 @@ impl CertStore {
         Ok(Arc::new(config))
     }
 
-    /// Poll the files every `interval`; install changed pairs, keep the old pair on
+    /// Watch the pair with `poller`: install changed pairs, keep the old pair on
     /// failure; log and count both.
-    pub fn spawn_reloader(
-        self: &Arc<Self>,
-        interval: Duration,
-        metrics: Arc<Metrics>,
-    ) -> JoinHandle<()> {
+    pub fn watch_files(self: &Arc<Self>, poller: &mut Poller, metrics: Arc<Metrics>) {
         let store = self.clone();
         let paths = vec![self.cert_path.clone(), self.key_path.clone()];
-        file_watch::spawn_poller(paths, self.loaded_from, interval, move |result| {
+        poller.watch(paths, self.loaded_from, move |result| {
             let outcome = result
                 .map_err(|e| read_error(e, &store.cert_path))
                 .and_then(|snap| store.install(&snap));
@@ -336,6 +331,7 @@ impl ResolvesServerCert for Resolver {
 mod tests {
     use super::*;
     use rcgen::{CertificateParams, KeyPair};
+    use std::time::Duration;
 
     fn pair() -> (String, String) {
         let key = KeyPair::generate().unwrap();
