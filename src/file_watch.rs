@@ -9,6 +9,7 @@
 //! error changed.
 
 use std::io;
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -169,7 +170,15 @@ impl Poller {
             loop {
                 ticker.tick().await;
                 for w in &mut watches {
-                    w.poll();
+                    // A handler that panics must not stop the other watches; it
+                    // is not handed the same contents again (`last` is set first).
+                    let polled = std::panic::catch_unwind(AssertUnwindSafe(|| w.poll()));
+                    if polled.is_err() {
+                        tracing::error!(
+                            files = ?w.paths,
+                            "the handler of a watched file panicked; watching goes on"
+                        );
+                    }
                 }
             }
         }))
@@ -316,6 +325,36 @@ mod tests {
         // Nothing more while neither changes.
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert_eq!(*seen.lock().unwrap(), vec!["b1", "a1"]);
+    }
+
+    #[tokio::test]
+    async fn a_handler_that_panics_does_not_stop_the_other_watches() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::write(&a, "a0").unwrap();
+        std::fs::write(&b, "b0").unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let mut poller = Poller::new();
+        let initial = |p: &PathBuf| read_now(std::slice::from_ref(p)).unwrap().fingerprint;
+        poller.watch(vec![a.clone()], initial(&a), |_| panic!("a handler panics"));
+        let s = seen.clone();
+        poller.watch(vec![b.clone()], initial(&b), move |r| {
+            let text = String::from_utf8(r.unwrap().contents[0].clone()).unwrap();
+            s.lock().unwrap().push(text);
+        });
+        let mut tasks = Tasks::new();
+        tasks.push(poller.spawn(Duration::from_millis(10)).unwrap());
+        std::fs::write(&a, "a1").unwrap();
+        std::fs::write(&b, "b1").unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        std::fs::write(&b, "b2").unwrap();
+        for _ in 0..200 {
+            if seen.lock().unwrap().len() >= 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(*seen.lock().unwrap(), vec!["b1", "b2"]);
     }
 
     #[tokio::test]
