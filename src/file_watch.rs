@@ -287,41 +287,56 @@ mod tests {
         assert_eq!(*seen.lock().unwrap(), vec!["two", "error", "three"]);
     }
 
-    #[tokio::test]
-    async fn one_task_reports_each_watched_set_on_its_own() {
-        assert!(Poller::new().spawn(Duration::from_millis(10)).is_none());
+    /// Two files, `a` ("a0") and `b` ("b0"), in a fresh directory.
+    fn two_files() -> (tempfile::TempDir, PathBuf, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let (a, b) = (dir.path().join("a"), dir.path().join("b"));
         std::fs::write(&a, "a0").unwrap();
         std::fs::write(&b, "b0").unwrap();
+        (dir, a, b)
+    }
+
+    /// The fingerprint of one file as it is now.
+    fn now(path: &Path) -> Fingerprint {
+        read_now(&[path.to_path_buf()]).unwrap().fingerprint
+    }
+
+    /// A handler that appends every content it is handed, as text, to `seen`.
+    fn record(
+        seen: &Arc<Mutex<Vec<String>>>,
+    ) -> impl FnMut(Result<Snapshot, ReadError>) + Send + 'static {
+        let seen = seen.clone();
+        move |r| {
+            let text = String::from_utf8(r.unwrap().contents[0].clone()).unwrap();
+            seen.lock().unwrap().push(text);
+        }
+    }
+
+    /// Wait (at most 2 s) until `seen` is `want`.
+    async fn wait_until_seen(seen: &Mutex<Vec<String>>, want: &[&str]) {
+        for _ in 0..200 {
+            if *seen.lock().unwrap() == want {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("saw {:?}, want {want:?}", seen.lock().unwrap());
+    }
+
+    #[tokio::test]
+    async fn one_task_reports_each_watched_set_on_its_own() {
+        assert!(Poller::new().spawn(Duration::from_millis(10)).is_none());
+        let (_dir, a, b) = two_files();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let mut poller = Poller::new();
-        for path in [&a, &b] {
-            let initial = read_now(std::slice::from_ref(path)).unwrap();
-            let s = seen.clone();
-            poller.watch(vec![path.clone()], initial.fingerprint, move |r| {
-                let text = String::from_utf8(r.unwrap().contents[0].clone()).unwrap();
-                s.lock().unwrap().push(text);
-            });
-        }
+        poller.watch(vec![a.clone()], now(&a), record(&seen));
+        poller.watch(vec![b.clone()], now(&b), record(&seen));
         let mut tasks = Tasks::new();
         tasks.push(poller.spawn(Duration::from_millis(10)).unwrap());
-        let wait_for = |want: Vec<&'static str>| {
-            let seen = seen.clone();
-            async move {
-                for _ in 0..200 {
-                    if *seen.lock().unwrap() == want {
-                        return;
-                    }
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-                panic!("saw {:?}, want {want:?}", seen.lock().unwrap());
-            }
-        };
         std::fs::write(&b, "b1").unwrap();
-        wait_for(vec!["b1"]).await;
+        wait_until_seen(&seen, &["b1"]).await;
         std::fs::write(&a, "a1").unwrap();
-        wait_for(vec!["b1", "a1"]).await;
+        wait_until_seen(&seen, &["b1", "a1"]).await;
         // Nothing more while neither changes.
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert_eq!(*seen.lock().unwrap(), vec!["b1", "a1"]);
@@ -329,32 +344,20 @@ mod tests {
 
     #[tokio::test]
     async fn a_handler_that_panics_does_not_stop_the_other_watches() {
-        let dir = tempfile::tempdir().unwrap();
-        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
-        std::fs::write(&a, "a0").unwrap();
-        std::fs::write(&b, "b0").unwrap();
+        let (_dir, a, b) = two_files();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let mut poller = Poller::new();
-        let initial = |p: &PathBuf| read_now(std::slice::from_ref(p)).unwrap().fingerprint;
-        poller.watch(vec![a.clone()], initial(&a), |_| panic!("a handler panics"));
-        let s = seen.clone();
-        poller.watch(vec![b.clone()], initial(&b), move |r| {
-            let text = String::from_utf8(r.unwrap().contents[0].clone()).unwrap();
-            s.lock().unwrap().push(text);
-        });
+        // Registered first: without the guard its panic would end the task
+        // before `b` is polled.
+        poller.watch(vec![a.clone()], now(&a), |_| panic!("a handler panics"));
+        poller.watch(vec![b.clone()], now(&b), record(&seen));
         let mut tasks = Tasks::new();
         tasks.push(poller.spawn(Duration::from_millis(10)).unwrap());
         std::fs::write(&a, "a1").unwrap();
         std::fs::write(&b, "b1").unwrap();
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        wait_until_seen(&seen, &["b1"]).await;
         std::fs::write(&b, "b2").unwrap();
-        for _ in 0..200 {
-            if seen.lock().unwrap().len() >= 2 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        assert_eq!(*seen.lock().unwrap(), vec!["b1", "b2"]);
+        wait_until_seen(&seen, &["b1", "b2"]).await;
     }
 
     #[tokio::test]
