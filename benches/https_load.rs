@@ -901,7 +901,7 @@ impl Server {
             }
         }
         let log = std::fs::File::create(&f.log)?;
-        let child = cmd
+        let mut child = cmd
             .env_remove("VTW_LOAD_PINNED")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
@@ -909,17 +909,16 @@ impl Server {
             .spawn()
             .with_context(|| format!("starting {}", target.name()))?;
         let pid = child.id();
-        let mut server = Server {
-            child,
-            pid,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            name: target.name(),
-        };
-        server.addr = listen::wait_listening(&mut server.child, &f.log, Duration::from_secs(15))
+        let addr = listen::wait_listening(&mut child, &f.log, Duration::from_secs(15))
             .await
             .map_err(|e| anyhow!("{}: {e}", target.name()))?
             .addr;
-        let addr = server.addr;
+        let mut server = Server {
+            child,
+            pid,
+            addr,
+            name: target.name(),
+        };
         // Ready when a review is answered.
         let deadline = Instant::now() + Duration::from_secs(15);
         let ctx = Ctx {
@@ -1640,17 +1639,19 @@ mod apiserver {
             .stderr(log)
             .spawn()
             .with_context(|| format!("starting {}", server.display()))?;
-        let bound =
-            crate::listen::wait_listening(&mut child, &log_path, Duration::from_secs(20)).await;
-        let (port, metrics_port) = match bound {
-            Ok(crate::listen::Listening {
-                addr,
-                metrics_addr: Some(metrics),
-            }) => (addr.port(), metrics.port()),
-            other => {
+        let bound = crate::listen::wait_listening(&mut child, &log_path, Duration::from_secs(20))
+            .await
+            .map_err(|e| anyhow!("{}: {e}", server.display()))?;
+        let port = bound.addr.port();
+        let metrics_port = match bound.metrics_addr {
+            Some(m) => m.port(),
+            None => {
                 let _ = child.kill();
                 let _ = child.wait();
-                bail!("{}: {other:?}", server.display());
+                bail!(
+                    "{}: no metrics address in its serving line",
+                    server.display()
+                );
             }
         };
         let setup = Setup {

@@ -927,15 +927,13 @@ pub const LISTEN_TARGET: &str = "vespa_tls_webhook::server::listen";
 /// "vespa-tls-webhook serving" with the bound addresses (`addr`, and
 /// `metrics_addr` when the metrics listener is on), as `ip:port` strings.
 fn log_serving(addr: SocketAddr, metrics_addr: Option<SocketAddr>) {
-    match metrics_addr {
-        Some(metrics_addr) => tracing::info!(
-            target: LISTEN_TARGET,
-            addr = %addr,
-            metrics_addr = %metrics_addr,
-            "vespa-tls-webhook serving"
-        ),
-        None => tracing::info!(target: LISTEN_TARGET, addr = %addr, "vespa-tls-webhook serving"),
-    }
+    tracing::info!(
+        target: LISTEN_TARGET,
+        addr = %addr,
+        // `None` records no field at all.
+        metrics_addr = metrics_addr.map(tracing::field::display),
+        "vespa-tls-webhook serving"
+    );
 }
 
 fn log_decision(endpoint: &str, review: &Review, d: &Decision, elapsed: Duration) {

@@ -17,10 +17,6 @@ use std::time::{Duration, Instant};
 /// The message of the line (`src/server.rs`, `log_serving`).
 pub const SERVING: &str = "vespa-tls-webhook serving";
 
-/// The line's target at info, to add to a `RUST_LOG` that would hide it
-/// (`vespa_tls_webhook::server::LISTEN_TARGET`).
-pub const LISTEN_DIRECTIVE: &str = "vespa_tls_webhook::server::listen=info";
-
 /// The addresses a server bound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Listening {
@@ -28,9 +24,9 @@ pub struct Listening {
     pub metrics_addr: Option<SocketAddr>,
 }
 
-/// `RUST_LOG` value `base` plus the serving line.
+/// `RUST_LOG` value `base` plus the serving line's target at info.
 pub fn with_serving_line(base: &str) -> String {
-    format!("{base},{LISTEN_DIRECTIVE}")
+    format!("{base},{}=info", vespa_tls_webhook::server::LISTEN_TARGET)
 }
 
 /// This process's `RUST_LOG` (default `info`, the binary's default) plus the
@@ -68,7 +64,8 @@ pub fn parse_serving_line(line: &str) -> Option<Listening> {
 }
 
 /// Wait until `child` has logged where it listens to `log`. An error with the
-/// log's last lines when it exits first or `timeout` passes.
+/// log's last lines when it exits first or `timeout` passes; the child is then
+/// killed (when still running) and reaped.
 pub async fn wait_listening(
     child: &mut Child,
     log: &Path,
@@ -90,6 +87,8 @@ pub async fn wait_listening(
             Ok(None) => {}
         }
         if start.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
             return Err(format!(
                 "no \"{SERVING}\" line within {timeout:?}:\n{}",
                 tail()

@@ -928,9 +928,12 @@ async fn start_webhook(
         .stderr(Stdio::from(log))
         .spawn()
         .context("start vespa-tls-webhook")?;
-    let bound = listen::wait_listening(&mut child, &log_path, Duration::from_secs(20)).await;
+    let port = listen::wait_listening(&mut child, &log_path, Duration::from_secs(20))
+        .await
+        .map_err(|e| anyhow!("webhook: {e}"))?
+        .addr
+        .port();
     let webhook = Webhook { child, _dir: dir };
-    let port = bound.map_err(|e| anyhow!("webhook: {e}"))?.addr.port();
     // Ready when /readyz answers 200 (certificate loaded, namespace view synced).
     wait_ready(port, &ca, &log_path).await.context("webhook")?;
     Ok((webhook, port, ca))

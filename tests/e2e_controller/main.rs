@@ -22,7 +22,7 @@ use std::pin::Pin;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, anyhow, bail, ensure};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::events::v1::Event;
@@ -731,15 +731,11 @@ async fn start_replica(
         .stderr(Stdio::from(file))
         .spawn()
         .context("start vespa-tls-webhook serve --controller")?;
-    let bound = listen::wait_listening(&mut child, &log, Duration::from_secs(20)).await;
-    let port = match bound {
-        Ok(b) => b.addr.port(),
-        Err(e) => {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!("{name}: {e}");
-        }
-    };
+    let port = listen::wait_listening(&mut child, &log, Duration::from_secs(20))
+        .await
+        .map_err(|e| anyhow!("{name}: {e}"))?
+        .addr
+        .port();
     let replica = Replica { child, log, port };
     wait_ready(port, ca, &replica.log)
         .await

@@ -327,14 +327,9 @@ impl Webhook {
             .stderr(Stdio::from(out))
             .spawn()
             .expect("start vespa-tls-webhook");
-        let bound = match listen::wait_listening(&mut child, &log, Duration::from_secs(30)).await {
-            Ok(bound) => bound,
-            Err(e) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("webhook: {e}");
-            }
-        };
+        let bound = listen::wait_listening(&mut child, &log, Duration::from_secs(30))
+            .await
+            .unwrap_or_else(|e| panic!("webhook: {e}"));
         let addr = bound.addr;
         let metrics_addr = bound.metrics_addr.expect("--metrics-addr was given");
         let mut w = Webhook {
