@@ -1363,14 +1363,40 @@ mod floor {
     use super::*;
     use hyper::server::conn::http1;
     use hyper::service::service_fn;
+    use std::sync::atomic::Ordering::Relaxed;
 
-    /// `floor-server ADDR CERT KEY`: hyper + tokio-rustls with the product's TLS
-    /// settings; reads `request.uid` and answers a constant allowed response.
+    const USAGE: &str =
+        "usage: floor-server ADDR CERT KEY [--patch-file FILE] [--counters-addr ADDR]";
+
+    /// `floor-server ADDR CERT KEY [--patch-file FILE] [--counters-addr ADDR]`:
+    /// hyper + tokio-rustls with the product's TLS settings; reads `request.uid`
+    /// and answers a constant allowed response. With `--patch-file`, every
+    /// answer carries that base64 JSON patch (the apiserver bench's "no-op
+    /// webhook returning our patch"). With `--counters-addr`, a plain-HTTP
+    /// listener there answers any request with the reviews answered and the
+    /// connections accepted so far (`reviews N`, `connections N`), and the
+    /// serving line gives its address as `metrics_addr`.
     pub fn main(args: &[String]) -> Result<ExitCode> {
-        let [addr, cert, key] = args else {
-            bail!("usage: floor-server ADDR CERT KEY");
+        let [addr, cert, key, rest @ ..] = args else {
+            bail!("{USAGE}");
         };
         let addr: SocketAddr = addr.parse()?;
+        let (mut patch, mut counters_addr) = (None, None);
+        let mut it = rest.iter();
+        while let Some(a) = it.next() {
+            let value = it
+                .next()
+                .with_context(|| format!("{a} needs a value; {USAGE}"))?;
+            match a.as_str() {
+                "--patch-file" => {
+                    let text = std::fs::read_to_string(value)
+                        .with_context(|| format!("--patch-file {value}"))?;
+                    patch = Some(Arc::<str>::from(text.trim()));
+                }
+                "--counters-addr" => counters_addr = Some(value.parse::<SocketAddr>()?),
+                other => bail!("unknown argument {other:?}; {USAGE}"),
+            }
+        }
         // Experiment: what TLS 1.3 session tickets (rustls sends 2 per handshake by
         // default, like the product; the apiserver never resumes) cost.
         let tickets = std::env::var_os("VTW_FLOOR_NO_TICKETS").is_none();
@@ -1381,47 +1407,51 @@ mod floor {
             .build()?;
         runtime.block_on(async move {
             let listener = tokio::net::TcpListener::bind(addr).await?;
-            // The product's text line, so that the bench reads the port alike.
-            println!(
+            let counters = Arc::new(Counters::default());
+            // The product's text line, so that the bench reads the ports alike.
+            let mut line = format!(
                 "floor-server: {} addr={}",
                 crate::listen::SERVING,
                 listener.local_addr()?
             );
-            serve(listener, acceptor, Arc::default()).await
+            if let Some(at) = counters_addr {
+                let plain = tokio::net::TcpListener::bind(at).await?;
+                line.push_str(&format!(" metrics_addr={}", plain.local_addr()?));
+                tokio::spawn(serve_counters(plain, counters.clone()));
+            }
+            println!("{line}");
+            serve(listener, acceptor, counters, patch).await
         })
     }
 
-    /// Requests answered and connections accepted, for the apiserver bench.
+    /// Requests answered and connections accepted.
     #[derive(Debug, Default)]
-    pub struct Counters {
-        pub reviews: std::sync::atomic::AtomicU64,
-        pub connections: std::sync::atomic::AtomicU64,
-        /// When set, a base64 JSON patch every answer carries (the apiserver
-        /// bench's "no-op webhook returning our patch").
-        pub patch: std::sync::Mutex<Option<String>>,
+    struct Counters {
+        reviews: std::sync::atomic::AtomicU64,
+        connections: std::sync::atomic::AtomicU64,
     }
 
-    /// The floor server's accept loop.
-    pub async fn serve(
+    /// The floor server's accept loop; `patch` (base64) goes into every answer.
+    async fn serve(
         listener: tokio::net::TcpListener,
         acceptor: tokio_rustls::TlsAcceptor,
         counters: Arc<Counters>,
+        patch: Option<Arc<str>>,
     ) -> Result<ExitCode> {
-        use std::sync::atomic::Ordering::Relaxed;
         loop {
             let (stream, _) = listener.accept().await?;
             counters.connections.fetch_add(1, Relaxed);
             let _ = stream.set_nodelay(true);
             let acceptor = acceptor.clone();
             let counters = counters.clone();
+            let patch = patch.clone();
             tokio::spawn(async move {
                 let Ok(tls) = acceptor.accept(stream).await else {
                     return;
                 };
                 let service = service_fn(move |req| {
                     counters.reviews.fetch_add(1, Relaxed);
-                    let patch = counters.patch.lock().ok().and_then(|p| p.clone());
-                    answer(req, patch)
+                    answer(req, patch.clone())
                 });
                 let _ = http1::Builder::new()
                     .keep_alive(true)
@@ -1431,8 +1461,32 @@ mod floor {
         }
     }
 
+    /// Plain HTTP: every request gets the counters as text.
+    async fn serve_counters(listener: tokio::net::TcpListener, counters: Arc<Counters>) {
+        while let Ok((stream, _)) = listener.accept().await {
+            let counters = counters.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |_req| {
+                    let text = format!(
+                        "reviews {}\nconnections {}\n",
+                        counters.reviews.load(Relaxed),
+                        counters.connections.load(Relaxed)
+                    );
+                    async move {
+                        Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
+                            Bytes::from(text),
+                        )))
+                    }
+                });
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    }
+
     /// A TLS acceptor with the product's settings for `cert`/`key`.
-    pub fn acceptor(cert: &Path, key: &Path, tickets: bool) -> Result<tokio_rustls::TlsAcceptor> {
+    fn acceptor(cert: &Path, key: &Path, tickets: bool) -> Result<tokio_rustls::TlsAcceptor> {
         let chain = CertificateDer::pem_file_iter(cert)?.collect::<Result<Vec<_>, _>>()?;
         let key = PrivateKeyDer::from_pem_file(key)?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -1449,7 +1503,7 @@ mod floor {
 
     async fn answer(
         req: hyper::Request<hyper::body::Incoming>,
-        patch: Option<String>,
+        patch: Option<Arc<str>>,
     ) -> Result<hyper::Response<Full<Bytes>>, hyper::Error> {
         let body = req.into_body().collect().await?.to_bytes();
         let response = match serde_json::from_slice::<support::UidOnly>(&body) {
@@ -1460,7 +1514,7 @@ mod floor {
                         "apiVersion": "admission.k8s.io/v1",
                         "kind": "AdmissionReview",
                         "response": {"uid": review.request.uid, "allowed": true,
-                                     "patchType": "JSONPatch", "patch": patch}
+                                     "patchType": "JSONPatch", "patch": &*patch}
                     }))
                     .unwrap_or_default(),
                 };
@@ -1485,7 +1539,6 @@ mod apiserver {
     use k8s_openapi::api::core::v1::{Namespace, Pod};
     use kube::api::{Api, DeleteParams, PostParams};
     use serde_json::{Value, json};
-    use std::sync::atomic::Ordering::Relaxed;
 
     const CONFIG: &str = "vespa-tls-webhook-bench";
 
@@ -1498,7 +1551,8 @@ mod apiserver {
         /// no patch): what calling any webhook costs the apiserver.
         Floor,
         /// The floor server answering with vespa-tls-webhook's patch (computed
-        /// once, in this process): what applying the patch costs the apiserver.
+        /// once with the library, served by a floor process of its own): what
+        /// applying the patch costs the apiserver.
         FloorPatch,
         /// No webhook; the pod as the webhook would have patched it: what storing
         /// the bigger object costs.
@@ -1574,14 +1628,111 @@ mod apiserver {
         pods: Api<Pod>,
         configs: Api<MutatingWebhookConfiguration>,
         ns: String,
-        floor: Arc<floor::Counters>,
+        /// The floor server without and with our patch, each a process of its
+        /// own, as ours is.
+        floors: [FloorProcess; 2],
         /// Our server's plain-HTTP /metrics port.
         metrics_port: u16,
         /// Our server's time answering /mutate during the measured phases:
         /// (seconds, reviews), from its duration histogram.
         server_seconds: std::sync::Mutex<(f64, f64)>,
         product_config: MutatingWebhookConfiguration,
-        floor_config: MutatingWebhookConfiguration,
+        floor_configs: [MutatingWebhookConfiguration; 2],
+    }
+
+    /// Index into [`Setup::floors`].
+    const NO_PATCH: usize = 0;
+    /// Index into [`Setup::floors`].
+    const WITH_PATCH: usize = 1;
+
+    /// `https_load floor-server` as a child process, like the product: both
+    /// pay for being woken as a process of their own (before 2026-11-30 the
+    /// floor ran inside this process).
+    struct FloorProcess {
+        child: Child,
+        port: u16,
+        /// Its plain-HTTP counters listener.
+        counters_port: u16,
+    }
+
+    impl FloorProcess {
+        async fn start(
+            dir: &Path,
+            name: &str,
+            cert: &Path,
+            key: &Path,
+            patch: Option<&str>,
+        ) -> Result<FloorProcess> {
+            let mut cmd = Command::new(std::env::current_exe()?);
+            cmd.arg("floor-server")
+                .arg("127.0.0.1:0")
+                .arg(cert)
+                .arg(key)
+                .args(["--counters-addr", "127.0.0.1:0"]);
+            if let Some(patch) = patch {
+                let file = dir.join(format!("{name}.patch"));
+                std::fs::write(&file, patch)?;
+                cmd.arg("--patch-file").arg(file);
+            }
+            let log_path = dir.join(format!("{name}.log"));
+            let log = std::fs::File::create(&log_path)?;
+            let mut child = cmd
+                .stdin(Stdio::null())
+                .stdout(log.try_clone()?)
+                .stderr(log)
+                .spawn()
+                .with_context(|| format!("starting {name}"))?;
+            let bound =
+                crate::listen::wait_listening(&mut child, &log_path, Duration::from_secs(15))
+                    .await
+                    .map_err(|e| anyhow!("{name}: {e}"))?;
+            let mut floor = FloorProcess {
+                child,
+                port: bound.addr.port(),
+                counters_port: 0,
+            };
+            floor.counters_port = bound
+                .metrics_addr
+                .with_context(|| format!("{name}: no counters address in its serving line"))?
+                .port();
+            Ok(floor)
+        }
+
+        /// (reviews answered, connections accepted) so far.
+        async fn counters(&self) -> Result<(u64, u64)> {
+            let text = get_text(self.counters_port, "/").await?;
+            let value = |name: &str| -> Result<u64> {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+                    .with_context(|| format!("no {name} in the floor's counters: {text:?}"))?
+                    .trim()
+                    .parse()
+                    .with_context(|| format!("{name} in the floor's counters"))
+            };
+            Ok((value("reviews")?, value("connections")?))
+        }
+    }
+
+    impl Drop for FloorProcess {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    /// The body of `GET path` on 127.0.0.1:`port` over plain HTTP/1.1.
+    async fn get_text(port: u16, path: &str) -> Result<String> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;
+        stream
+            .write_all(
+                format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            )
+            .await?;
+        let mut text = String::new();
+        stream.read_to_string(&mut text).await?;
+        Ok(text)
     }
 
     async fn run(
@@ -1611,15 +1762,20 @@ mod apiserver {
         let certs = vespa_tls_webhook::dev::write_certs(dir.path())?;
         let ca = std::fs::read_to_string(&certs.ca)?;
 
-        // The floor server, in this process, counting what the apiserver sends it.
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let floor_port = listener.local_addr()?.port();
-        let counters = Arc::new(floor::Counters::default());
-        let floor_task = tokio::spawn(floor::serve(
-            listener,
-            floor::acceptor(&certs.cert, &certs.key, true)?,
-            counters.clone(),
-        ));
+        // The floor server without and with our patch, each a process of its
+        // own counting what the apiserver sends it.
+        let patch = our_patch(&ns)?;
+        let floors = [
+            FloorProcess::start(dir.path(), "floor", &certs.cert, &certs.key, None).await?,
+            FloorProcess::start(
+                dir.path(),
+                "floor-patch",
+                &certs.cert,
+                &certs.key,
+                Some(&patch),
+            )
+            .await?,
+        ];
 
         // The webhook, reading namespaces from the same apiserver; it binds
         // port 0 and says which ports it got in its log.
@@ -1658,18 +1814,27 @@ mod apiserver {
             pods: Api::namespaced(client.clone(), &ns),
             configs: configs.clone(),
             ns: ns.clone(),
-            floor: counters,
+            floor_configs: [
+                registration(floors[NO_PATCH].port, &ca)?,
+                registration(floors[WITH_PATCH].port, &ca)?,
+            ],
+            floors,
             metrics_port,
             server_seconds: Default::default(),
             product_config: registration(port, &ca)?,
-            floor_config: registration(floor_port, &ca)?,
         };
         let result = measure_all(&setup, rate, pods, rounds).await;
+        let (mut floor_reviews, mut floor_connections) = (0, 0);
+        for f in &setup.floors {
+            let (r, c) = f.counters().await?;
+            floor_reviews += r;
+            floor_connections += c;
+        }
         let _ = configs.delete(CONFIG, &DeleteParams::default()).await;
         let _ = namespaces.delete(&ns, &DeleteParams::default()).await;
         let _ = child.kill();
         let _ = child.wait();
-        floor_task.abort();
+        drop(setup.floors);
         let Measured {
             mut latencies,
             errors,
@@ -1681,10 +1846,8 @@ mod apiserver {
         }
         let p = percentile_ms;
         println!(
-            "\nPod creations through kube-apiserver ($KUBECONFIG) at {rate}/s (open loop), {} per condition in {rounds} alternating rounds, namespace labelled tls.vespa.ai/injection=enabled; plain pod {plain_bytes} bytes, injected {injected_bytes} bytes. Connections the apiserver opened to the floor server: {} for {} reviews.\n",
+            "\nPod creations through kube-apiserver ($KUBECONFIG) at {rate}/s (open loop), {} per condition in {rounds} alternating rounds, namespace labelled tls.vespa.ai/injection=enabled; plain pod {plain_bytes} bytes, injected {injected_bytes} bytes. Connections the apiserver opened to the floor servers: {floor_connections} for {floor_reviews} reviews.\n",
             pods * rounds,
-            setup.floor.connections.load(Relaxed),
-            setup.floor.reviews.load(Relaxed),
         );
         println!("| condition | pods | p50 ms | p99 ms | max ms | failed |");
         println!("|---|---:|---:|---:|---:|---:|");
@@ -1746,25 +1909,31 @@ mod apiserver {
         let plain = pod(&s.ns)?;
         // The pod as the webhook patches it, for the pre-injected condition.
         switch(s, Some(&s.product_config)).await?;
-        let injected_pod = preinjected(wait_until(s, true, false).await?)?;
-        let patch = our_patch(&s.ns)?;
-        *s.floor.patch.lock().map_err(|_| anyhow!("poisoned"))? = None;
+        let injected_pod = preinjected(wait_until(s, true, None).await?)?;
         let mut out = vec![Vec::new(); Condition::ALL.len()];
         let mut errors = vec![0; Condition::ALL.len()];
         for round in 1..=rounds {
             for (i, c) in Condition::ALL.iter().enumerate() {
                 let (config, body, injected, floor) = match c {
-                    Condition::Without => (None, &plain, false, false),
-                    Condition::Floor => (Some(&s.floor_config), &plain, false, true),
-                    Condition::FloorPatch => (Some(&s.floor_config), &plain, true, true),
-                    Condition::Preinjected => (None, &injected_pod, false, false),
-                    Condition::With => (Some(&s.product_config), &plain, true, false),
+                    Condition::Without => (None, &plain, false, None),
+                    Condition::Floor => (
+                        Some(&s.floor_configs[NO_PATCH]),
+                        &plain,
+                        false,
+                        Some(NO_PATCH),
+                    ),
+                    Condition::FloorPatch => (
+                        Some(&s.floor_configs[WITH_PATCH]),
+                        &plain,
+                        true,
+                        Some(WITH_PATCH),
+                    ),
+                    Condition::Preinjected => (None, &injected_pod, false, None),
+                    Condition::With => (Some(&s.product_config), &plain, true, None),
                     Condition::WithPreinjected => {
-                        (Some(&s.product_config), &injected_pod, true, false)
+                        (Some(&s.product_config), &injected_pod, true, None)
                     }
                 };
-                *s.floor.patch.lock().map_err(|_| anyhow!("poisoned"))? =
-                    (*c == Condition::FloorPatch).then(|| patch.clone());
                 if *c != Condition::WithPreinjected {
                     switch(s, config).await?;
                     wait_until(s, injected, floor).await?;
@@ -1828,13 +1997,7 @@ mod apiserver {
 
     /// Our server's (seconds, count) of answering /mutate, from /metrics.
     async fn server_time(port: u16) -> Result<(f64, f64)> {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;
-        stream
-            .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-            .await?;
-        let mut text = String::new();
-        stream.read_to_string(&mut text).await?;
+        let text = get_text(port, "/metrics").await?;
         let value = |name: &str| -> Result<f64> {
             let prefix = format!(
                 "vespa_tls_webhook_admission_duration_seconds_{name}{{endpoint=\"mutate\"}} "
@@ -1860,22 +2023,25 @@ mod apiserver {
 
     /// Create pods until the apiserver has picked up the last [`switch`] (it
     /// watches webhook configurations): a new pod is injected or not, as
-    /// `injected` says, and the floor server is called or not, as `floor_wanted`
-    /// says. Returns the last pod created.
-    async fn wait_until(s: &Setup, injected: bool, floor_wanted: bool) -> Result<Pod> {
+    /// `injected` says, and of the floor servers the one `floor_wanted` names
+    /// (an index into [`Setup::floors`]) is called and no other. Returns the
+    /// last pod created.
+    async fn wait_until(s: &Setup, injected: bool, floor_wanted: Option<usize>) -> Result<Pod> {
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut settled = 0;
         loop {
-            let before = s.floor.reviews.load(Relaxed);
+            let before = floor_reviews(s).await?;
             let created = s.pods.create(&PostParams::default(), &pod(&s.ns)?).await?;
-            let floor_called = s.floor.reviews.load(Relaxed) > before;
+            let after = floor_reviews(s).await?;
+            let floor_called =
+                (0..s.floors.len()).all(|i| (after[i] > before[i]) == (floor_wanted == Some(i)));
             let has = created
                 .metadata
                 .annotations
                 .as_ref()
                 .is_some_and(|a| a.contains_key("tls.vespa.ai/injected"));
             // Three in a row, so that every apiserver watch has caught up.
-            settled = if has == injected && floor_called == floor_wanted {
+            settled = if has == injected && floor_called {
                 settled + 1
             } else {
                 0
@@ -1888,6 +2054,14 @@ mod apiserver {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+
+    /// Reviews each floor server has answered so far.
+    async fn floor_reviews(s: &Setup) -> Result<[u64; 2]> {
+        Ok([
+            s.floors[NO_PATCH].counters().await?.0,
+            s.floors[WITH_PATCH].counters().await?.0,
+        ])
     }
 
     /// The patch vespa-tls-webhook answers for the bench pod (base64, as in the
