@@ -42,6 +42,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::leader::{LeaderElector, Timing};
 use crate::policy::{ClusterPolicy, NamespaceMeta};
+use crate::stdio::eprint_line;
 use desired::{
     DesiredError, DesiredObject, MANAGED_BY_LABEL, MANAGED_SELECTOR, ObjectKind,
     content_differences, is_managed, label_differences,
@@ -636,7 +637,7 @@ pub fn run_cli(args: ControllerArgs) -> ExitCode {
     let _log = match crate::logging::init(args.log_format) {
         Ok(guard) => guard,
         Err(e) => {
-            crate::stdio::eprint_line(format_args!(
+            eprint_line(format_args!(
                 "vespa-tls-webhook controller: cannot start the logging thread: {e}"
             ));
             return ExitCode::from(2);
@@ -648,7 +649,7 @@ pub fn run_cli(args: ControllerArgs) -> ExitCode {
     {
         Ok(r) => r,
         Err(e) => {
-            crate::stdio::eprint_line(format_args!(
+            eprint_line(format_args!(
                 "vespa-tls-webhook controller: cannot start the async runtime: {e}"
             ));
             return ExitCode::from(2);
@@ -659,7 +660,7 @@ pub fn run_cli(args: ControllerArgs) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            crate::stdio::eprint_line(format_args!("vespa-tls-webhook controller: {e}"));
+            eprint_line(format_args!("vespa-tls-webhook controller: {e}"));
             ExitCode::from(2)
         }
     }
