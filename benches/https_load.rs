@@ -1646,8 +1646,8 @@ mod apiserver {
     const WITH_PATCH: usize = 1;
 
     /// `https_load floor-server` as a child process, like the product: both
-    /// pay for being woken as a process of their own (before 2026-11-30 the
-    /// floor ran inside this process).
+    /// pay for being woken as a process of their own (until `c474a0e` the
+    /// floor ran inside this process). Dropping it stops the child.
     struct FloorProcess {
         child: Child,
         port: u16,
@@ -1686,6 +1686,7 @@ mod apiserver {
                 crate::listen::wait_listening(&mut child, &log_path, Duration::from_secs(15))
                     .await
                     .map_err(|e| anyhow!("{name}: {e}"))?;
+            // Built before the check below, so that an error stops the child.
             let mut floor = FloorProcess {
                 child,
                 port: bound.addr.port(),
@@ -1824,17 +1825,19 @@ mod apiserver {
             product_config: registration(port, &ca)?,
         };
         let result = measure_all(&setup, rate, pods, rounds).await;
-        let (mut floor_reviews, mut floor_connections) = (0, 0);
+        // Read before the floors stop; an error only after the cleanup below.
+        let mut floor_counts = Vec::new();
         for f in &setup.floors {
-            let (r, c) = f.counters().await?;
-            floor_reviews += r;
-            floor_connections += c;
+            floor_counts.push(f.counters().await);
         }
         let _ = configs.delete(CONFIG, &DeleteParams::default()).await;
         let _ = namespaces.delete(&ns, &DeleteParams::default()).await;
         let _ = child.kill();
         let _ = child.wait();
         drop(setup.floors);
+        let floor_counts = floor_counts.into_iter().collect::<Result<Vec<_>>>()?;
+        let floor_reviews: u64 = floor_counts.iter().map(|c| c.0).sum();
+        let floor_connections: u64 = floor_counts.iter().map(|c| c.1).sum();
         let Measured {
             mut latencies,
             errors,
