@@ -1393,7 +1393,13 @@ mod floor {
                         .with_context(|| format!("--patch-file {value}"))?;
                     patch = Some(Arc::<str>::from(text.trim()));
                 }
-                "--counters-addr" => counters_addr = Some(value.parse::<SocketAddr>()?),
+                "--counters-addr" => {
+                    counters_addr = Some(
+                        value
+                            .parse::<SocketAddr>()
+                            .with_context(|| format!("--counters-addr {value}"))?,
+                    )
+                }
                 other => bail!("unknown argument {other:?}; {USAGE}"),
             }
         }
