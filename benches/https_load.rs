@@ -1655,7 +1655,7 @@ mod apiserver {
     /// pay for being woken as a process of their own (until `c474a0e` the
     /// floor ran inside this process). Dropping it stops the child.
     struct FloorProcess {
-        child: Child,
+        _process: Stopped,
         port: u16,
         /// Its plain-HTTP counters listener.
         counters_port: u16,
@@ -1682,27 +1682,26 @@ mod apiserver {
             }
             let log_path = dir.join(format!("{name}.log"));
             let log = std::fs::File::create(&log_path)?;
-            let mut child = cmd
-                .stdin(Stdio::null())
-                .stdout(log.try_clone()?)
-                .stderr(log)
-                .spawn()
-                .with_context(|| format!("starting {name}"))?;
+            let mut process = Stopped(
+                cmd.stdin(Stdio::null())
+                    .stdout(log.try_clone()?)
+                    .stderr(log)
+                    .spawn()
+                    .with_context(|| format!("starting {name}"))?,
+            );
             let bound =
-                crate::listen::wait_listening(&mut child, &log_path, Duration::from_secs(15))
+                crate::listen::wait_listening(&mut process.0, &log_path, Duration::from_secs(15))
                     .await
                     .map_err(|e| anyhow!("{name}: {e}"))?;
-            // Built before the check below, so that an error stops the child.
-            let mut floor = FloorProcess {
-                child,
-                port: bound.addr.port(),
-                counters_port: 0,
-            };
-            floor.counters_port = bound
+            let counters_port = bound
                 .metrics_addr
                 .with_context(|| format!("{name}: no counters address in its serving line"))?
                 .port();
-            Ok(floor)
+            Ok(FloorProcess {
+                _process: process,
+                port: bound.addr.port(),
+                counters_port,
+            })
         }
 
         /// (reviews answered, connections accepted) so far.
@@ -1720,10 +1719,14 @@ mod apiserver {
         }
     }
 
-    impl Drop for FloorProcess {
+    /// A child process of the bench, killed and reaped when dropped: on every
+    /// way out of [`run`], errors included.
+    struct Stopped(Child);
+
+    impl Drop for Stopped {
         fn drop(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+            let _ = self.0.kill();
+            let _ = self.0.wait();
         }
     }
 
@@ -1788,35 +1791,35 @@ mod apiserver {
         // port 0 and says which ports it got in its log.
         let log_path = dir.path().join("server.log");
         let log = std::fs::File::create(&log_path)?;
-        let mut child = Command::new(server)
-            .arg("serve")
-            .args(["--addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"])
-            .arg("--tls-cert")
-            .arg(&certs.cert)
-            .arg("--tls-key")
-            .arg(&certs.key)
-            .arg("--kubeconfig")
-            .arg(kubeconfig)
-            .env("RUST_LOG", crate::listen::inherited_with_serving_line())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("starting {}", server.display()))?;
-        let bound = crate::listen::wait_listening(&mut child, &log_path, Duration::from_secs(20))
+        let mut child = Stopped(
+            Command::new(server)
+                .arg("serve")
+                .args(["--addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"])
+                .arg("--tls-cert")
+                .arg(&certs.cert)
+                .arg("--tls-key")
+                .arg(&certs.key)
+                .arg("--kubeconfig")
+                .arg(kubeconfig)
+                .env("RUST_LOG", crate::listen::inherited_with_serving_line())
+                .stdout(log.try_clone()?)
+                .stderr(log)
+                .spawn()
+                .with_context(|| format!("starting {}", server.display()))?,
+        );
+        let bound = crate::listen::wait_listening(&mut child.0, &log_path, Duration::from_secs(20))
             .await
             .map_err(|e| anyhow!("{}: {e}", server.display()))?;
         let port = bound.addr.port();
-        let metrics_port = match bound.metrics_addr {
-            Some(m) => m.port(),
-            None => {
-                let _ = child.kill();
-                let _ = child.wait();
-                bail!(
+        let metrics_port = bound
+            .metrics_addr
+            .with_context(|| {
+                format!(
                     "{}: no metrics address in its serving line",
                     server.display()
-                );
-            }
-        };
+                )
+            })?
+            .port();
         let setup = Setup {
             pods: Api::namespaced(client.clone(), &ns),
             configs: configs.clone(),
@@ -1838,8 +1841,7 @@ mod apiserver {
         }
         let _ = configs.delete(CONFIG, &DeleteParams::default()).await;
         let _ = namespaces.delete(&ns, &DeleteParams::default()).await;
-        let _ = child.kill();
-        let _ = child.wait();
+        drop(child);
         drop(setup.floors);
         let floor_counts = floor_counts.into_iter().collect::<Result<Vec<_>>>()?;
         let floor_reviews: u64 = floor_counts.iter().map(|c| c.0).sum();
