@@ -1834,11 +1834,18 @@ mod apiserver {
             product_config: registration(port, &ca)?,
         };
         let result = measure_all(&setup, rate, pods, rounds).await;
-        // Read before the floors stop; an error only after the cleanup below.
+        // Read before the servers stop; an error only after the cleanup below.
         let mut floor_counts = Vec::new();
         for f in &setup.floors {
             floor_counts.push(f.counters().await);
         }
+        let ours = match (
+            server_connections(metrics_port).await,
+            server_time(metrics_port).await,
+        ) {
+            (Ok(connections), Ok((_, reviews))) => Ok((connections, reviews)),
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        };
         let _ = configs.delete(CONFIG, &DeleteParams::default()).await;
         let _ = namespaces.delete(&ns, &DeleteParams::default()).await;
         drop(child);
@@ -1846,6 +1853,7 @@ mod apiserver {
         let floor_counts = floor_counts.into_iter().collect::<Result<Vec<_>>>()?;
         let floor_reviews: u64 = floor_counts.iter().map(|c| c.0).sum();
         let floor_connections: u64 = floor_counts.iter().map(|c| c.1).sum();
+        let (our_connections, our_reviews) = ours?;
         let Measured {
             mut latencies,
             errors,
@@ -1857,7 +1865,7 @@ mod apiserver {
         }
         let p = percentile_ms;
         println!(
-            "\nPod creations through kube-apiserver ($KUBECONFIG) at {rate}/s (open loop), {} per condition in {rounds} alternating rounds, namespace labelled tls.vespa.ai/injection=enabled; plain pod {plain_bytes} bytes, injected {injected_bytes} bytes. Connections the apiserver opened to the floor servers: {floor_connections} for {floor_reviews} reviews.\n",
+            "\nPod creations through kube-apiserver ($KUBECONFIG) at {rate}/s (open loop), {} per condition in {rounds} alternating rounds, namespace labelled tls.vespa.ai/injection=enabled; plain pod {plain_bytes} bytes, injected {injected_bytes} bytes. Connections the apiserver opened to the floor servers: {floor_connections} for {floor_reviews} reviews; to vespa-tls-webhook: {our_connections} for {our_reviews} reviews.\n",
             pods * rounds,
         );
         println!("| condition | pods | p50 ms | p99 ms | max ms | failed |");
@@ -2009,18 +2017,31 @@ mod apiserver {
     /// Our server's (seconds, count) of answering /mutate, from /metrics.
     async fn server_time(port: u16) -> Result<(f64, f64)> {
         let text = get_text(port, "/metrics").await?;
-        let value = |name: &str| -> Result<f64> {
-            let prefix = format!(
-                "vespa_tls_webhook_admission_duration_seconds_{name}{{endpoint=\"mutate\"}} "
-            );
-            text.lines()
-                .find_map(|l| l.strip_prefix(prefix.as_str()))
-                .context("no mutate duration in /metrics")?
-                .trim()
-                .parse()
-                .context("mutate duration in /metrics")
+        let value = |name: &str| {
+            metric(
+                &text,
+                &format!(
+                    "vespa_tls_webhook_admission_duration_seconds_{name}{{endpoint=\"mutate\"}}"
+                ),
+            )
         };
         Ok((value("sum")?, value("count")?))
+    }
+
+    /// The connections the apiserver opened to our server, from its /metrics.
+    async fn server_connections(port: u16) -> Result<f64> {
+        let text = get_text(port, "/metrics").await?;
+        metric(&text, "vespa_tls_webhook_connections_accepted_total")
+    }
+
+    /// The value of the sample `series` (name and labels) in a /metrics text.
+    fn metric(text: &str, series: &str) -> Result<f64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+            .with_context(|| format!("no {series} in /metrics"))?
+            .trim()
+            .parse()
+            .with_context(|| format!("{series} in /metrics"))
     }
 
     /// Register `config` (or nothing) as the bench's mutating configuration.

@@ -15,6 +15,7 @@
 //! | `vespa_tls_webhook_idle_connections_closed_total` (to stay within `--max-idle-connections` or `--max-connections`) | |
 //! | `vespa_tls_webhook_connections_refused_total` (`--max-connections` open and none idle) | |
 //! | `vespa_tls_webhook_connections` (the admission port's, refreshed on each scrape) | `state` (`open`, `idle`) |
+//! | `vespa_tls_webhook_connections_accepted_total` (the admission port's, before `--max-connections` and the TLS handshake) | |
 //!
 //! Every label value is a `&'static str` from a small fixed set, so a request
 //! costs a hash lookup under a read lock and no allocation, and no client can
@@ -141,6 +142,7 @@ pub struct Metrics {
     idle_connections_closed: Counter,
     connections_refused: Counter,
     connections: Family<StateLabels, Gauge>,
+    connections_accepted: Counter,
 }
 
 impl Default for Metrics {
@@ -280,6 +282,14 @@ impl Metrics {
         for state in ["open", "idle"] {
             let _ = connections.get_or_create(&StateLabels { state });
         }
+        // Against the requests counted per decision: how often the apiserver
+        // opens a connection instead of reusing one (each costs a TLS handshake).
+        let connections_accepted = registered(
+            &mut registry,
+            "connections_accepted",
+            "Connections accepted on the admission port, counted before --max-connections and the TLS handshake",
+            Counter::default(),
+        );
         for ok in [true, false] {
             let _ = certificate_reloads.get_or_create(&result(ok));
             let _ = policy_reloads.get_or_create(&result(ok));
@@ -307,7 +317,14 @@ impl Metrics {
             idle_connections_closed,
             connections_refused,
             connections,
+            connections_accepted,
         }
+    }
+
+    /// The counter of connections accepted on the admission port, for its
+    /// accept loop.
+    pub fn connections_accepted(&self) -> Counter {
+        self.connections_accepted.clone()
     }
 
     /// The counter of idle connections closed to make room, for the

@@ -55,6 +55,7 @@ use http_body_util::BodyExt;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use prometheus_client::metrics::counter::Counter;
 use tokio::io::{AsyncRead, AsyncWrite, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -366,6 +367,7 @@ impl Server {
         };
         let admission_limit = limit();
         let metrics_listener = metrics_listener.map(|l| (l, limit()));
+        let accepted = metrics.connections_accepted();
         let app_policy = policy.handle();
         let app = App {
             policy: app_policy.clone(),
@@ -383,12 +385,14 @@ impl Server {
             read_timeout: config.read_timeout,
             idle_timeout: config.idle_timeout.max(config.read_timeout),
             limit: admission_limit,
+            accepted: Some(accepted),
             token: token.clone(),
             tracker: tracker.clone(),
         };
         if let Some((l, limit)) = metrics_listener {
             let conn = ConnSettings {
                 limit,
+                accepted: None,
                 ..conn.clone()
             };
             tracker.spawn(accept_loop(l, None, router(app.clone(), false), conn));
@@ -458,6 +462,9 @@ struct ConnSettings {
     read_timeout: Duration,
     idle_timeout: Duration,
     limit: Arc<ConnLimit>,
+    /// Counts the connections accepted (the admission port's; `None` for the
+    /// metrics port).
+    accepted: Option<Counter>,
     token: CancellationToken,
     tracker: TaskTracker,
 }
@@ -482,6 +489,9 @@ async fn accept_loop(
                 continue;
             }
         };
+        if let Some(accepted) = &conn.accepted {
+            accepted.inc();
+        }
         let Some(registration) = conn.limit.register() else {
             // The maximum are open and busy: closed before its handshake.
             drop(stream);

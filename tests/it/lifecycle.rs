@@ -397,6 +397,12 @@ async fn beyond_the_maximum_open_connections_an_idle_one_makes_room_else_new_one
         metrics.contains("vespa_tls_webhook_connections_refused_total 1\n"),
         "{metrics}"
     );
+    // Five reached the admission port, the refused one among them; the scrape's
+    // own connection, on the metrics port, is not counted.
+    assert!(
+        metrics.contains("vespa_tls_webhook_connections_accepted_total 5\n"),
+        "{metrics}"
+    );
     assert!(
         metrics.contains("vespa_tls_webhook_idle_connections_closed_total 2\n"),
         "{metrics}"
@@ -415,6 +421,40 @@ async fn beyond_the_maximum_open_connections_an_idle_one_makes_room_else_new_one
     let mut again = h.tls_connect().await.unwrap();
     again.write_all(healthz).await.unwrap();
     assert_eq!(response(&mut again).await.status, 200);
+}
+
+/// Connections are counted as they are accepted, not per request: requests on a
+/// keep-alive connection add nothing, a new connection adds one.
+#[tokio::test]
+async fn accepted_connections_are_counted_once_each_however_many_requests_they_carry() {
+    let h = Harness::start(Options {
+        metrics_listener: true,
+        ..Options::default()
+    })
+    .await;
+    let accepted = |metrics: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("vespa_tls_webhook_connections_accepted_total "))
+            .map(|n| n.parse::<u64>().unwrap())
+    };
+    assert_eq!(accepted(&metrics_on(&h).await), Some(0));
+    let body = serde_json::to_vec(&vespaset_review(user_vespaset(), "vespa", "CREATE")).unwrap();
+    let head = post_head("/mutate", body.len());
+    let mut tls = h.tls_connect().await.unwrap();
+    for round in 0..3 {
+        tls.write_all(&head).await.unwrap();
+        tls.write_all(&body).await.unwrap();
+        let answer = response(&mut tls).await;
+        assert_eq!(answer.status, 200, "round {round}");
+        assert!(!answer.closes(), "{}", answer.head);
+    }
+    assert_eq!(accepted(&metrics_on(&h).await), Some(1));
+    let mut second = h.tls_connect().await.unwrap();
+    second.write_all(&head).await.unwrap();
+    second.write_all(&body).await.unwrap();
+    assert_eq!(response(&mut second).await.status, 200);
+    assert_eq!(accepted(&metrics_on(&h).await), Some(2));
 }
 
 /// `/metrics` from the metrics listener.
