@@ -1707,13 +1707,8 @@ mod apiserver {
         /// (reviews answered, connections accepted) so far.
         async fn counters(&self) -> Result<(u64, u64)> {
             let text = get_text(self.counters_port, "/").await?;
-            let value = |name: &str| -> Result<u64> {
-                text.lines()
-                    .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-                    .with_context(|| format!("no {name} in the floor's counters: {text:?}"))?
-                    .trim()
-                    .parse()
-                    .with_context(|| format!("{name} in the floor's counters"))
+            let value = |name| {
+                sample(&text, name).with_context(|| format!("the floor's counters: {text:?}"))
             };
             Ok((value("reviews")?, value("connections")?))
         }
@@ -2018,30 +2013,37 @@ mod apiserver {
     async fn server_time(port: u16) -> Result<(f64, f64)> {
         let text = get_text(port, "/metrics").await?;
         let value = |name: &str| {
-            metric(
+            sample(
                 &text,
                 &format!(
                     "vespa_tls_webhook_admission_duration_seconds_{name}{{endpoint=\"mutate\"}}"
                 ),
             )
+            .context("our server's /metrics")
         };
         Ok((value("sum")?, value("count")?))
     }
 
     /// The connections the apiserver opened to our server, from its /metrics.
-    async fn server_connections(port: u16) -> Result<f64> {
+    async fn server_connections(port: u16) -> Result<u64> {
         let text = get_text(port, "/metrics").await?;
-        metric(&text, "vespa_tls_webhook_connections_accepted_total")
+        sample(&text, "vespa_tls_webhook_connections_accepted_total")
+            .context("our server's /metrics")
     }
 
-    /// The value of the sample `series` (name and labels) in a /metrics text.
-    fn metric(text: &str, series: &str) -> Result<f64> {
+    /// The value on the line `series value` (a Prometheus sample, or a floor
+    /// server's counter) of `text`.
+    fn sample<T>(text: &str, series: &str) -> Result<T>
+    where
+        T: std::str::FromStr,
+        T::Err: std::error::Error + Send + Sync + 'static,
+    {
         text.lines()
             .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-            .with_context(|| format!("no {series} in /metrics"))?
+            .with_context(|| format!("no {series}"))?
             .trim()
             .parse()
-            .with_context(|| format!("{series} in /metrics"))
+            .with_context(|| series.to_string())
     }
 
     /// Register `config` (or nothing) as the bench's mutating configuration.
