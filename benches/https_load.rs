@@ -1834,13 +1834,7 @@ mod apiserver {
         for f in &setup.floors {
             floor_counts.push(f.counters().await);
         }
-        let ours = match (
-            server_connections(metrics_port).await,
-            server_time(metrics_port).await,
-        ) {
-            (Ok(connections), Ok((_, reviews))) => Ok((connections, reviews)),
-            (Err(e), _) | (_, Err(e)) => Err(e),
-        };
+        let ours = server_connections(metrics_port).await;
         let _ = configs.delete(CONFIG, &DeleteParams::default()).await;
         let _ = namespaces.delete(&ns, &DeleteParams::default()).await;
         drop(child);
@@ -2012,23 +2006,28 @@ mod apiserver {
     /// Our server's (seconds, count) of answering /mutate, from /metrics.
     async fn server_time(port: u16) -> Result<(f64, f64)> {
         let text = get_text(port, "/metrics").await?;
-        let value = |name: &str| {
-            sample(
-                &text,
-                &format!(
-                    "vespa_tls_webhook_admission_duration_seconds_{name}{{endpoint=\"mutate\"}}"
-                ),
-            )
-            .context("our server's /metrics")
-        };
-        Ok((value("sum")?, value("count")?))
+        Ok((
+            mutate_duration(&text, "sum")?,
+            mutate_duration(&text, "count")?,
+        ))
     }
 
-    /// The connections the apiserver opened to our server, from its /metrics.
-    async fn server_connections(port: u16) -> Result<u64> {
+    /// The connections the apiserver opened to our server and the reviews it
+    /// answered on /mutate, from one read of its /metrics.
+    async fn server_connections(port: u16) -> Result<(u64, f64)> {
         let text = get_text(port, "/metrics").await?;
-        sample(&text, "vespa_tls_webhook_connections_accepted_total")
-            .context("our server's /metrics")
+        let connections = sample(&text, "vespa_tls_webhook_connections_accepted_total")
+            .context("our server's /metrics")?;
+        Ok((connections, mutate_duration(&text, "count")?))
+    }
+
+    /// `sum` or `count` of our server's /mutate duration histogram in `text`.
+    fn mutate_duration(text: &str, name: &str) -> Result<f64> {
+        sample(
+            text,
+            &format!("vespa_tls_webhook_admission_duration_seconds_{name}{{endpoint=\"mutate\"}}"),
+        )
+        .context("our server's /metrics")
     }
 
     /// The value on the line `series value` (a Prometheus sample, or a floor

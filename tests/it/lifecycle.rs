@@ -11,7 +11,7 @@ use vespa_tls_webhook::server::{Server, ServerConfig};
 
 use crate::fixtures::{user_vespaset, vespaset_review};
 use crate::support::{
-    Ca, Harness, Options, RawResponse, crypto, post_head, read_response, read_until_close,
+    Ca, Harness, Options, RawResponse, crypto, metric, post_head, read_response, read_until_close,
 };
 
 #[tokio::test]
@@ -432,13 +432,8 @@ async fn accepted_connections_are_counted_once_each_however_many_requests_they_c
         ..Options::default()
     })
     .await;
-    let accepted = |metrics: &str| {
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix("vespa_tls_webhook_connections_accepted_total "))
-            .map(|n| n.parse::<u64>().unwrap())
-    };
-    assert_eq!(accepted(&metrics_on(&h).await), Some(0));
+    let accepted = |metrics: &str| metric(metrics, "vespa_tls_webhook_connections_accepted_total");
+    assert_eq!(accepted(&metrics_on(&h).await), 0.0);
     let body = serde_json::to_vec(&vespaset_review(user_vespaset(), "vespa", "CREATE")).unwrap();
     let head = post_head("/mutate", body.len());
     let mut tls = h.tls_connect().await.unwrap();
@@ -449,12 +444,12 @@ async fn accepted_connections_are_counted_once_each_however_many_requests_they_c
         assert_eq!(answer.status, 200, "round {round}");
         assert!(!answer.closes(), "{}", answer.head);
     }
-    assert_eq!(accepted(&metrics_on(&h).await), Some(1));
+    assert_eq!(accepted(&metrics_on(&h).await), 1.0);
     let mut second = h.tls_connect().await.unwrap();
     second.write_all(&head).await.unwrap();
     second.write_all(&body).await.unwrap();
     assert_eq!(response(&mut second).await.status, 200);
-    assert_eq!(accepted(&metrics_on(&h).await), Some(2));
+    assert_eq!(accepted(&metrics_on(&h).await), 2.0);
 }
 
 /// `/metrics` from the metrics listener.
