@@ -11,7 +11,8 @@ use vespa_tls_webhook::server::{Server, ServerConfig};
 
 use crate::fixtures::{user_vespaset, vespaset_review};
 use crate::support::{
-    Ca, Harness, Options, RawResponse, crypto, metric, post_head, read_response, read_until_close,
+    Ca, Harness, Options, RawResponse, crypto, metric, metric_line, post_head, read_response,
+    read_until_close,
 };
 
 #[tokio::test]
@@ -432,16 +433,11 @@ async fn accepted_connections_are_counted_once_each_however_many_requests_they_c
         ..Options::default()
     })
     .await;
-    let accepted = |metrics: &str| metric(metrics, "vespa_tls_webhook_connections_accepted_total");
+    const ACCEPTED: &str = "vespa_tls_webhook_connections_accepted_total";
+    let accepted = |metrics: &str| metric(metrics, ACCEPTED);
     // `metric` reads a missing line as 0: the counter must be there, at 0.
     let before = metrics_on(&h).await;
-    assert!(
-        before
-            .lines()
-            .any(|l| l == "vespa_tls_webhook_connections_accepted_total 0"),
-        "{before}"
-    );
-    assert_eq!(accepted(&before), 0.0);
+    assert_eq!(metric_line(&before, ACCEPTED), Some(0.0), "{before}");
     let body = serde_json::to_vec(&vespaset_review(user_vespaset(), "vespa", "CREATE")).unwrap();
     let head = post_head("/mutate", body.len());
     let mut tls = h.tls_connect().await.unwrap();

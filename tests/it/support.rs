@@ -380,17 +380,21 @@ where
     }
 }
 
-/// The value of a metric line (`name{labels} value`), 0 when absent.
+/// The value of a metric line (`name{labels} value`), 0 when absent (a labelled
+/// series appears only once it has counted something).
 pub fn metric(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|l| {
-            l.strip_prefix(series)?
-                .strip_prefix(' ')?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0.0)
+    metric_line(text, series).unwrap_or(0.0)
+}
+
+/// The value of a metric line, `None` when the line is not there.
+pub fn metric_line(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
 }
 
 /// Send raw bytes on a new TLS connection and read the whole answer (until the
