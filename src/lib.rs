@@ -22,6 +22,7 @@ pub mod inject;
 pub mod layout;
 pub mod namespaces;
 pub mod offline;
+pub mod ordered;
 pub mod patch;
 pub mod policy;
 pub mod projection;

@@ -256,8 +256,8 @@ mod tests {
 
     use super::*;
 
-    /// Log with [`JsonLine`] into a buffer; the lines written.
-    fn lines(log: impl FnOnce()) -> Vec<Value> {
+    /// Log with [`JsonLine`] into a buffer; the lines written, as text.
+    fn lines(log: impl FnOnce()) -> Vec<String> {
         let buf = Arc::new(Mutex::new(Vec::<u8>::new()));
         let writer = {
             let buf = buf.clone();
@@ -271,8 +271,21 @@ mod tests {
         tracing::subscriber::with_default(subscriber, log);
         let text = String::from_utf8(buf.lock().unwrap().clone()).unwrap();
         assert!(text.ends_with('\n'), "{text:?}");
-        text.lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        text.lines().map(str::to_string).collect()
+    }
+
+    /// A line read as JSON.
+    fn parse(line: &str) -> Value {
+        serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"))
+    }
+
+    /// A line's top-level keys in the order written (serde_json's `Map` sorts
+    /// them; serde_yaml's `Mapping` keeps them).
+    fn keys_in_order(line: &str) -> Vec<String> {
+        let map: serde_yaml::Mapping =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        map.keys()
+            .map(|k| k.as_str().unwrap_or_default().to_string())
             .collect()
     }
 
@@ -309,10 +322,8 @@ mod tests {
             tracing::warn!("second line {}", 2);
         });
         assert_eq!(got.len(), 2);
-        let line = got[0].as_object().unwrap();
-        let keys: Vec<&str> = line.keys().map(String::as_str).collect();
         assert_eq!(
-            keys,
+            keys_in_order(&got[0]),
             [
                 "timestamp",
                 "level",
@@ -331,6 +342,7 @@ mod tests {
                 "target"
             ]
         );
+        let line = parse(&got[0]);
         assert_eq!(line["level"], "INFO");
         assert_eq!(line["message"], "admission decision");
         assert_eq!(line["endpoint"], "mutate");
@@ -353,8 +365,9 @@ mod tests {
                 && ts.ends_with('Z'),
             "{ts}"
         );
-        assert_eq!(got[1]["level"], "WARN");
-        assert_eq!(got[1]["message"], "second line 2");
+        let second = parse(&got[1]);
+        assert_eq!(second["level"], "WARN");
+        assert_eq!(second["message"], "second line 2");
     }
 
     /// What a timestamp writer writes.

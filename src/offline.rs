@@ -8,9 +8,11 @@ use std::path::Path;
 
 use serde::Deserialize;
 use serde_json::Value;
+use serde_yaml::Value as Yaml;
 
 use crate::admission::{Decision, Endpoint, GroupVersionKind, Request, Review, UserInfo, decide};
 use crate::inject::apply;
+use crate::ordered;
 use crate::policy::{ClusterPolicy, NamespaceMeta};
 
 /// Why an offline run failed. [`OfflineError::Denied`] exits 1, the others 2.
@@ -233,6 +235,11 @@ fn decide_all(
 }
 
 /// `inject`: the mutated documents, serialized in `format`. Warnings go to `warn`.
+///
+/// Each document is printed with its keys in the user's order ([`ordered`]),
+/// and the TLS the patch adds after them. Where that reading is not the same
+/// document as the patched `Value` (which every document is checked for), the
+/// `Value` is printed instead: the same content, its keys sorted.
 pub fn inject_text(
     text: &str,
     path: &str,
@@ -243,9 +250,15 @@ pub fn inject_text(
 ) -> Result<String, OfflineError> {
     let (docs, detected) = parse_documents(text, path)?;
     let decisions = decide_all(&docs, Endpoint::Mutate, policy, source)?;
+    let in_order = match detected {
+        Format::Json => ordered::read_json(text),
+        Format::Yaml => ordered::read_yaml(text),
+    }
+    .filter(|o| o.len() == docs.len())
+    .unwrap_or_default();
     let mut denied = Vec::new();
     let mut out = Vec::with_capacity(docs.len());
-    for (obj, (label, d)) in docs.iter().zip(&decisions) {
+    for (i, (obj, (label, d))) in docs.iter().zip(&decisions).enumerate() {
         for w in &d.warnings {
             warn(&format!("warning: {label}: {w}"));
         }
@@ -257,7 +270,14 @@ pub fn inject_text(
             path: path.to_string(),
             reason: e.to_string(),
         })?;
-        out.push(patched);
+        let printed = in_order
+            .get(i)
+            .and_then(|doc| ordered::apply(doc, &d.patch))
+            .filter(|doc| ordered::same(doc, &patched));
+        out.push(match printed {
+            Some(doc) => doc,
+            None => serde_yaml::to_value(&patched).map_err(|e| output_error(e.to_string()))?,
+        });
     }
     if !denied.is_empty() {
         return Err(OfflineError::Denied(denied));
@@ -266,26 +286,29 @@ pub fn inject_text(
     // `[...]` would read back as a list of other documents.
     let was_list = detected == Format::Json && text.trim_start().starts_with('[');
     match format.unwrap_or(detected) {
-        Format::Json if was_list => serialize(&[Value::Array(out)], Format::Json),
+        Format::Json if was_list => serialize(&[Yaml::Sequence(out)], Format::Json),
         format => serialize(&out, format),
     }
 }
 
-/// Serialize documents.
-pub fn serialize(docs: &[Value], format: Format) -> Result<String, OfflineError> {
-    let err = |e: String| OfflineError::Parse {
+fn output_error(reason: String) -> OfflineError {
+    OfflineError::Parse {
         path: "output".into(),
-        reason: e,
-    };
+        reason,
+    }
+}
+
+/// Serialize documents, each mapping's keys in its order.
+pub fn serialize(docs: &[Yaml], format: Format) -> Result<String, OfflineError> {
+    let err = |e: serde_json::Error| output_error(e.to_string());
+    let yaml_err = |e: serde_yaml::Error| output_error(e.to_string());
     match format {
         Format::Json => {
-            let v = match docs {
-                [one] => one.clone(),
-                many => Value::Array(many.to_vec()),
+            let text = match docs {
+                [one] => serde_json::to_string_pretty(one),
+                many => serde_json::to_string_pretty(many),
             };
-            serde_json::to_string_pretty(&v)
-                .map(|s| s + "\n")
-                .map_err(|e| err(e.to_string()))
+            text.map(|s| s + "\n").map_err(err)
         }
         Format::Yaml => {
             let mut s = String::new();
@@ -293,7 +316,7 @@ pub fn serialize(docs: &[Value], format: Format) -> Result<String, OfflineError>
                 if i > 0 {
                     s.push_str("---\n");
                 }
-                s.push_str(&serde_yaml::to_string(d).map_err(|e| err(e.to_string()))?);
+                s.push_str(&serde_yaml::to_string(d).map_err(yaml_err)?);
             }
             Ok(s)
         }

@@ -4,7 +4,7 @@
 
 use base64::Engine;
 use serde::Deserialize;
-use serde_json::Value;
+use serde_yaml::Value as Yaml;
 
 /// The configurations as shipped.
 pub const SHIPPED: &str = include_str!("../deploy/webhook-configurations.yaml");
@@ -52,51 +52,59 @@ pub fn render(ca_pem: &str, endpoint: &Endpoint<'_>) -> Result<String, WebhookCo
     let bundle = base64::engine::general_purpose::STANDARD.encode(ca_pem.trim().as_bytes());
     let mut out = String::new();
     for doc in serde_yaml::Deserializer::from_str(SHIPPED) {
+        // A `serde_yaml::Value`: its mappings keep the shipped file's key order
+        // (serde_json's `Value` would sort them).
         let mut v =
-            Value::deserialize(doc).map_err(|e| WebhookConfigError::Embedded(e.to_string()))?;
+            Yaml::deserialize(doc).map_err(|e| WebhookConfigError::Embedded(e.to_string()))?;
         if v.is_null() {
             continue;
         }
-        if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut)
-            && let Some(a) = meta.get_mut("annotations").and_then(Value::as_object_mut)
+        if let Some(meta) = v.get_mut("metadata").and_then(Yaml::as_mapping_mut)
+            && let Some(a) = meta.get_mut("annotations").and_then(Yaml::as_mapping_mut)
         {
-            a.remove("cert-manager.io/inject-ca-from");
+            a.shift_remove("cert-manager.io/inject-ca-from");
             if a.is_empty() {
-                meta.remove("annotations");
+                meta.shift_remove("annotations");
             }
         }
-        for hook in v
-            .get_mut("webhooks")
-            .and_then(Value::as_array_mut)
-            .into_iter()
-            .flatten()
-        {
-            let config = &mut hook["clientConfig"];
-            config["caBundle"] = Value::String(bundle.clone());
+        let hooks = v.get_mut("webhooks").and_then(Yaml::as_sequence_mut);
+        for hook in hooks.into_iter().flatten() {
+            let Some(config) = hook.get_mut("clientConfig").and_then(Yaml::as_mapping_mut) else {
+                return Err(WebhookConfigError::Embedded(
+                    "a webhook without clientConfig".into(),
+                ));
+            };
+            config.insert("caBundle".into(), bundle.clone().into());
             if let Endpoint::Url(base) = endpoint {
-                let path = crate::target::pointer(config, "/service/path")
-                    .and_then(Value::as_str)
+                let path = config
+                    .get("service")
+                    .and_then(|s| s.get("path"))
+                    .and_then(Yaml::as_str)
                     .unwrap_or_default()
                     .to_string();
-                if let Some(c) = config.as_object_mut() {
-                    c.remove("service");
-                    c.insert(
-                        "url".into(),
-                        Value::String(format!("{}{path}", base.trim_end_matches('/'))),
-                    );
-                }
-            } else if let Some(service) = config.get_mut("service").and_then(Value::as_object_mut) {
-                service.insert("name".into(), Value::String(name.into()));
-                service.insert("namespace".into(), Value::String(namespace.into()));
+                let url = format!("{}{path}", base.trim_end_matches('/'));
+                // `url` in the place of `service`.
+                *config = std::mem::take(config)
+                    .into_iter()
+                    .map(|(k, v)| match k.as_str() {
+                        Some("service") => ("url".into(), url.clone().into()),
+                        _ => (k, v),
+                    })
+                    .collect();
+            } else if let Some(service) = config.get_mut("service").and_then(Yaml::as_mapping_mut) {
+                service.insert("name".into(), name.into());
+                service.insert("namespace".into(), namespace.into());
             }
             let expressions = hook
-                .pointer_mut("/namespaceSelector/matchExpressions")
-                .and_then(Value::as_array_mut);
+                .get_mut("namespaceSelector")
+                .and_then(|s| s.get_mut("matchExpressions"))
+                .and_then(Yaml::as_sequence_mut);
             for e in expressions.into_iter().flatten() {
-                if e["key"] == "kubernetes.io/metadata.name" {
-                    for value in e["values"].as_array_mut().into_iter().flatten() {
-                        if value == SHIPPED_SERVICE.1 {
-                            *value = Value::String(namespace.into());
+                if e.get("key").and_then(Yaml::as_str) == Some("kubernetes.io/metadata.name") {
+                    let values = e.get_mut("values").and_then(Yaml::as_sequence_mut);
+                    for value in values.into_iter().flatten() {
+                        if value.as_str() == Some(SHIPPED_SERVICE.1) {
+                            *value = namespace.into();
                         }
                     }
                 }
@@ -114,6 +122,8 @@ pub fn render(ca_pem: &str, endpoint: &Endpoint<'_>) -> Result<String, WebhookCo
 
 #[cfg(test)]
 mod tests {
+    use serde_json::Value;
+
     use super::*;
 
     const PEM: &str = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
@@ -147,6 +157,33 @@ mod tests {
         }
         assert!(hooks >= 4);
         assert_eq!(render("not pem", &service), Err(WebhookConfigError::NotPem));
+    }
+
+    #[test]
+    fn keeps_the_shipped_files_key_order() {
+        let docs = |text: &str| -> Vec<Yaml> {
+            serde_yaml::Deserializer::from_str(text)
+                .map(|d| Yaml::deserialize(d).unwrap())
+                .filter(|d| !d.is_null())
+                .collect()
+        };
+        let shipped = docs(SHIPPED);
+        for endpoint in [
+            Endpoint::Service {
+                namespace: "tls-system",
+                name: "webhook",
+            },
+            Endpoint::Url("https://127.0.0.1:8443"),
+        ] {
+            let rendered = docs(&render(PEM, &endpoint).unwrap());
+            assert_eq!(rendered.len(), shipped.len());
+            for (a, b) in shipped.iter().zip(&rendered) {
+                assert!(crate::ordered::same_order(a, b), "{endpoint:?}");
+                let hook = &b["webhooks"][0];
+                let first = hook.as_mapping().and_then(|m| m.keys().next());
+                assert_eq!(first.and_then(Yaml::as_str), Some("name"));
+            }
+        }
     }
 
     #[test]

@@ -100,6 +100,60 @@ fn inject_reproduces_seed_step4_and_step5() {
     assert_eq!(v["spec"]["application"], step5["spec"]["application"]);
 }
 
+/// A manifest kept in Git comes back from `inject` with its keys where they
+/// were (YAML and JSON, in and out), and in the objects the injector built,
+/// `name` first.
+#[test]
+fn inject_keeps_the_users_key_order() {
+    use serde_yaml::Value as Yaml;
+    use vespa_tls_webhook::ordered::same_order;
+    let read = |text: &str| -> Yaml { serde_yaml::from_str(text).unwrap() };
+    for file in [
+        "examples/vespaset.yaml",
+        "tests/golden/seed-step4-stripped.yaml",
+    ] {
+        let yaml = std::fs::read_to_string(path(file)).unwrap();
+        let input = read(&yaml);
+        let json = serde_json::to_string(&input).unwrap();
+        for (stdin, format) in [(&yaml, "yaml"), (&json, "json"), (&json, "yaml")] {
+            let out = run(
+                &[
+                    "inject",
+                    "-f",
+                    "-",
+                    "--namespace-label",
+                    ENABLED,
+                    "-o",
+                    format,
+                ],
+                Some(stdin),
+            );
+            assert!(out.status.success(), "{file} {format}");
+            let output = read(&String::from_utf8(out.stdout).unwrap());
+            assert_ne!(input, output, "{file}: TLS was injected");
+            assert!(same_order(&input, &output), "{file} as {format}");
+            let container = &output["spec"]["application"]["podTemplate"]["spec"]["containers"][0];
+            let keys: Vec<_> = container.as_mapping().unwrap().keys().collect();
+            assert_eq!(
+                keys.first().and_then(|k| k.as_str()),
+                Some("name"),
+                "{file}"
+            );
+        }
+    }
+    // The order is the user's, not the sorted one: `configServer` is above
+    // `application` in both files.
+    let sorted: Yaml = serde_yaml::to_value(
+        serde_yaml::from_str::<Value>(
+            &std::fs::read_to_string(path("examples/vespaset.yaml")).unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let input = read(&std::fs::read_to_string(path("examples/vespaset.yaml")).unwrap());
+    assert!(!same_order(&input, &sorted));
+}
+
 #[test]
 fn inject_reads_stdin_multi_doc_and_the_namespaces_file() {
     let pod = r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","namespace":"vespa"},"spec":{"containers":[{"name":"vespa"}]}}"#;
