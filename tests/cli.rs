@@ -52,6 +52,13 @@ fn strip_fingerprint(mut v: Value) -> Value {
 
 const ENABLED: &str = "tls.vespa.ai/injection=enabled";
 
+/// `inject` of `stdin` into a namespace labelled `enabled`, with `extra` flags.
+fn inject_enabled(extra: &[&str], stdin: &str) -> Output {
+    let mut args = vec!["inject", "-f", "-", "--namespace-label", ENABLED];
+    args.extend_from_slice(extra);
+    run(&args, Some(stdin))
+}
+
 #[test]
 fn inject_reproduces_seed_step4_and_step5() {
     let out = run(
@@ -116,18 +123,7 @@ fn inject_keeps_the_users_key_order() {
         let input = read(&yaml);
         let json = serde_json::to_string(&input).unwrap();
         for (stdin, format) in [(&yaml, "yaml"), (&json, "json"), (&json, "yaml")] {
-            let out = run(
-                &[
-                    "inject",
-                    "-f",
-                    "-",
-                    "--namespace-label",
-                    ENABLED,
-                    "-o",
-                    format,
-                ],
-                Some(stdin),
-            );
+            let out = inject_enabled(&["-o", format], stdin);
             assert!(out.status.success(), "{file} {format}");
             let output = read(&String::from_utf8(out.stdout).unwrap());
             assert_ne!(input, output, "{file}: TLS was injected");
@@ -200,10 +196,7 @@ fn inject_reads_stdin_multi_doc_and_the_namespaces_file() {
 #[test]
 fn inject_exits_1_with_the_reason_when_rejected_and_prints_nothing() {
     let pod = r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"},"spec":{"containers":[{"name":"vespa","env":[{"name":"VESPA_TLS_CONFIG_FILE","value":"/x"}]}]}}"#;
-    let out = run(
-        &["inject", "-f", "-", "--namespace-label", ENABLED],
-        Some(pod),
-    );
+    let out = inject_enabled(&[], pod);
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty());
     let err = String::from_utf8_lossy(&out.stderr);
@@ -212,17 +205,9 @@ fn inject_exits_1_with_the_reason_when_rejected_and_prints_nothing() {
         "{err}"
     );
 
-    let out = run(
-        &[
-            "inject",
-            "-f",
-            "-",
-            "--namespace-label",
-            ENABLED,
-            "--namespace-annotation",
-            "tls.vespa.ai/duration=30d",
-        ],
-        Some(pod),
+    let out = inject_enabled(
+        &["--namespace-annotation", "tls.vespa.ai/duration=30d"],
+        pod,
     );
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("tls.vespa.ai/duration"));
