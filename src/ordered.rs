@@ -18,6 +18,7 @@ use serde::Deserialize;
 use serde_yaml::Value as Yaml;
 
 use crate::patch::{Op, Operation};
+use crate::target::{array_index as index, unescape_token};
 
 /// The JSON text's documents (one value, or the items of a top-level array),
 /// keys in order; `None` if it does not read.
@@ -51,13 +52,13 @@ pub fn apply(doc: &Yaml, patch: &[Operation]) -> Option<Yaml> {
     for op in patch {
         let value = name_first(serde_yaml::to_value(op.value.to_value()).ok()?);
         let (parent, last) = op.path.rsplit_once('/')?;
-        let last = unescape(last);
+        let last = unescape_token(last);
         match (op.op, walk(&mut out, parent)?) {
             (Op::Add, Yaml::Mapping(map)) => {
                 // An existing key keeps its place (an `IndexMap` insert).
-                map.insert(Yaml::String(last), value);
+                map.insert(Yaml::String(last.into_owned()), value);
             }
-            (Op::Replace, Yaml::Mapping(map)) => *map.get_mut(last.as_str())? = value,
+            (Op::Replace, Yaml::Mapping(map)) => *map.get_mut(&*last)? = value,
             (Op::Add, Yaml::Sequence(items)) => {
                 let at = if last == "-" {
                     items.len()
@@ -123,28 +124,14 @@ fn walk<'a>(mut at: &'a mut Yaml, pointer: &str) -> Option<&'a mut Yaml> {
         return Some(at);
     }
     for token in pointer.strip_prefix('/')?.split('/') {
-        let token = unescape(token);
+        let token = unescape_token(token);
         at = match at {
-            Yaml::Mapping(map) => map.get_mut(token.as_str())?,
+            Yaml::Mapping(map) => map.get_mut(&*token)?,
             Yaml::Sequence(items) => items.get_mut(index(&token)?)?,
             _ => return None,
         };
     }
     Some(at)
-}
-
-/// A pointer token as a list index (RFC 6901: digits, no leading zero).
-fn index(token: &str) -> Option<usize> {
-    let digits = !token.is_empty() && token.bytes().all(|b| b.is_ascii_digit());
-    if !digits || (token.len() > 1 && token.starts_with('0')) {
-        return None;
-    }
-    token.parse().ok()
-}
-
-/// A pointer token unescaped (`~1` is `/`, `~0` is `~`).
-fn unescape(token: &str) -> String {
-    token.replace("~1", "/").replace("~0", "~")
 }
 
 #[cfg(test)]

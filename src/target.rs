@@ -151,11 +151,7 @@ pub fn pointer<'a>(value: &'a Value, pointer: &str) -> Option<&'a Value> {
         .strip_prefix('/')?
         .split('/')
         .try_fold(value, |target, token| {
-            let token: Cow<'_, str> = if token.contains('~') {
-                token.replace("~1", "/").replace("~0", "~").into()
-            } else {
-                token.into()
-            };
+            let token = unescape_token(token);
             match target {
                 Value::Object(_) => field(target, &token),
                 Value::Array(list) => array_index(&token).and_then(|i| list.get(i)),
@@ -173,8 +169,18 @@ pub fn field<'a>(value: &'a Value, key: &str) -> Option<&'a Value> {
     value.as_object()?.get(key)
 }
 
+/// A JSON pointer token unescaped (`~1` is `/`, `~0` is `~`), copied only if
+/// it has an escape.
+pub(crate) fn unescape_token(token: &str) -> Cow<'_, str> {
+    if token.contains('~') {
+        token.replace("~1", "/").replace("~0", "~").into()
+    } else {
+        token.into()
+    }
+}
+
 /// An array index as RFC 6901 writes it (no sign, no leading zero).
-fn array_index(token: &str) -> Option<usize> {
+pub(crate) fn array_index(token: &str) -> Option<usize> {
     if token.starts_with('+') || (token.starts_with('0') && token.len() > 1) {
         return None;
     }
