@@ -225,26 +225,34 @@ struct JsonEscaped<W>(W);
 
 impl<W: fmt::Write> fmt::Write for JsonEscaped<W> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
+        let bytes = s.as_bytes();
         let mut start = 0;
-        for (i, b) in s.bytes().enumerate() {
-            let escape = match b {
-                b'"' => "\\\"",
-                b'\\' => "\\\\",
-                b'\n' => "\\n",
-                b'\r' => "\\r",
-                b'\t' => "\\t",
-                0..0x20 | 0x7f => "",
-                _ => continue,
-            };
-            self.0.write_str(&s[start..i])?;
-            if escape.is_empty() {
-                write!(self.0, "\\u{b:04x}")?;
+        loop {
+            // The next quote, backslash or control character (sixteen bytes at
+            // a time, as the review reader scans), or DEL, escaped here too.
+            let stop = crate::scan::skip_plain(bytes, start);
+            let run = bytes.get(start..stop).unwrap_or_default();
+            let stop = if run.contains(&0x7f) {
+                run.iter()
+                    .position(|&b| b == 0x7f)
+                    .map_or(stop, |n| start + n)
             } else {
-                self.0.write_str(escape)?;
+                stop
+            };
+            let Some(&b) = bytes.get(stop) else {
+                return self.0.write_str(s.get(start..).unwrap_or_default());
+            };
+            self.0.write_str(s.get(start..stop).unwrap_or_default())?;
+            match b {
+                b'"' => self.0.write_str("\\\"")?,
+                b'\\' => self.0.write_str("\\\\")?,
+                b'\n' => self.0.write_str("\\n")?,
+                b'\r' => self.0.write_str("\\r")?,
+                b'\t' => self.0.write_str("\\t")?,
+                _ => write!(self.0, "\\u{b:04x}")?,
             }
-            start = i + 1;
+            start = stop + 1;
         }
-        self.0.write_str(&s[start..])
     }
 }
 
@@ -298,6 +306,47 @@ mod tests {
         }
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
+        }
+    }
+
+    /// Char by char: what [`super::JsonEscaped`] must write.
+    fn escaped_reference(s: &str) -> String {
+        s.chars()
+            .map(|c| match c {
+                '"' => "\\\"".to_owned(),
+                '\\' => "\\\\".to_owned(),
+                '\n' => "\\n".to_owned(),
+                '\r' => "\\r".to_owned(),
+                '\t' => "\\t".to_owned(),
+                '\0'..='\u{1f}' | '\u{7f}' => format!("\\u{:04x}", c as u32),
+                c => c.to_string(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn escaping_matches_a_char_by_char_escape() {
+        use std::fmt::Write as _;
+        let specials = [
+            '"', '\\', '\n', '\r', '\t', '\0', '\u{1}', '\u{1f}', '\u{7f}', ' ', 'é', '€',
+        ];
+        for len in 0..40 {
+            let plain: String = (0..len)
+                .map(|n| char::from(b'a' + (n % 26) as u8))
+                .collect();
+            for at in 0..len {
+                for &c in &specials {
+                    for &d in &specials {
+                        let mut s: String = plain.chars().take(at).collect();
+                        s.push(c);
+                        s.extend(plain.chars().skip(at + 1));
+                        s.push(d);
+                        let mut out = String::new();
+                        super::JsonEscaped(&mut out).write_str(&s).unwrap();
+                        assert_eq!(out, escaped_reference(&s), "{s:?}");
+                    }
+                }
+            }
         }
     }
 

@@ -571,7 +571,7 @@ impl Numeral<'_> {
 /// eight-byte scan elsewhere. The unit tests check both against a byte-by-byte
 /// scan at every position.
 #[inline(always)]
-fn skip_plain(bytes: &[u8], i: usize) -> usize {
+pub(crate) fn skip_plain(bytes: &[u8], i: usize) -> usize {
     #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
     let i = match skip_plain_sse2(bytes, i) {
         ControlFlow::Break(found) => return found,
