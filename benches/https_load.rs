@@ -1403,10 +1403,7 @@ mod floor {
                 other => bail!("unknown argument {other:?}; {USAGE}"),
             }
         }
-        // Experiment: what TLS 1.3 session tickets (rustls sends 2 per handshake by
-        // default, like the product; the apiserver never resumes) cost.
-        let tickets = std::env::var_os("VTW_FLOOR_NO_TICKETS").is_none();
-        let acceptor = acceptor(Path::new(cert), Path::new(key), tickets)?;
+        let acceptor = acceptor(Path::new(cert), Path::new(key))?;
         // Like the product: a multi-threaded runtime sized to the CPUs we may use.
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
@@ -1492,7 +1489,9 @@ mod floor {
     }
 
     /// A TLS acceptor with the product's settings for `cert`/`key`.
-    fn acceptor(cert: &Path, key: &Path, tickets: bool) -> Result<tokio_rustls::TlsAcceptor> {
+    /// The product's TLS settings (`tls::CertStore::server_config`): TLS 1.3
+    /// and 1.2, ALPN `http/1.1`, no session cache (so no tickets either).
+    fn acceptor(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor> {
         let chain = CertificateDer::pem_file_iter(cert)?.collect::<Result<Vec<_>, _>>()?;
         let key = PrivateKeyDer::from_pem_file(key)?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -1501,9 +1500,7 @@ mod floor {
             .with_no_client_auth()
             .with_single_cert(chain, key)?;
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        if !tickets {
-            config.send_tls13_tickets = 0;
-        }
+        config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
         Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
     }
 

@@ -259,6 +259,14 @@ impl CertStore {
 
     /// A TLS 1.2/1.3 server configuration that asks this store for the certificate
     /// on every handshake. ALPN offers `http/1.1` only.
+    ///
+    /// No session is ever resumed: no session is cached, so rustls sends no
+    /// TLS 1.3 tickets and resumes no TLS 1.2 session ID. The apiserver's
+    /// webhook client keeps its connections alive instead and does not resume
+    /// (Go's TLS client resumes only with a session cache, which client-go does
+    /// not set), so the two tickets of every handshake were encrypted records
+    /// and cache entries no one used. A client that offers a session gets a
+    /// full handshake.
     pub fn server_config(self: &Arc<Self>) -> Result<Arc<ServerConfig>, TlsError> {
         let mut config = ServerConfig::builder_with_provider(provider())
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
@@ -266,6 +274,7 @@ impl CertStore {
             .with_no_client_auth()
             .with_cert_resolver(Arc::new(Resolver(self.clone())));
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
         Ok(Arc::new(config))
     }
 

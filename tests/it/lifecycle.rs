@@ -464,3 +464,33 @@ async fn metrics_on(h: &Harness) -> String {
         .unwrap();
     response.text().await.unwrap()
 }
+
+/// The apiserver never resumes a TLS session, so the server offers none: it
+/// sends no TLS 1.3 tickets, and a client that kept the first connection's
+/// session (a TLS 1.2 session ID) still gets a full handshake on the next one.
+#[tokio::test]
+async fn no_session_is_resumed() {
+    let h = Harness::start(Options::default()).await;
+    let body = serde_json::to_vec(&vespaset_review(user_vespaset(), "vespa", "CREATE")).unwrap();
+    for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
+        let mut config = h.ca.client_config_for(&[version]);
+        config.resumption = rustls::client::Resumption::in_memory_sessions(16);
+        let config = std::sync::Arc::new(config);
+        for attempt in 0..2 {
+            let mut tls = h.tls_connect_with(config.clone()).await.unwrap();
+            assert_eq!(
+                tls.get_ref().1.handshake_kind(),
+                Some(rustls::HandshakeKind::Full),
+                "{version:?}, connection {attempt}"
+            );
+            // A whole exchange, so that a ticket sent after the handshake
+            // would be read and kept.
+            tls.write_all(&post_head("/mutate", body.len()))
+                .await
+                .unwrap();
+            tls.write_all(&body).await.unwrap();
+            assert_eq!(response(&mut tls).await.status, 200);
+            assert_eq!(tls.get_ref().1.tls13_tickets_received(), 0, "{version:?}");
+        }
+    }
+}

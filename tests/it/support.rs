@@ -109,6 +109,14 @@ impl Ca {
 
     /// A client configuration trusting only this CA.
     pub fn client_config(&self) -> rustls::ClientConfig {
+        self.client_config_for(rustls::DEFAULT_VERSIONS)
+    }
+
+    /// [`Ca::client_config`] speaking only these TLS versions.
+    pub fn client_config_for(
+        &self,
+        versions: &[&'static rustls::SupportedProtocolVersion],
+    ) -> rustls::ClientConfig {
         let mut roots = rustls::RootCertStore::empty();
         roots
             .add(CertificateDer::from(self.issuer.der().to_vec()))
@@ -116,7 +124,7 @@ impl Ca {
         rustls::ClientConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(versions)
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth()
@@ -326,7 +334,17 @@ impl Harness {
 
     /// A new TLS connection to the server.
     pub async fn tls_connect(&self) -> std::io::Result<TlsStream<TcpStream>> {
-        let connector = TlsConnector::from(Arc::new(self.ca.client_config()));
+        self.tls_connect_with(Arc::new(self.ca.client_config()))
+            .await
+    }
+
+    /// A new TLS connection to the server with this client configuration
+    /// (sharing one keeps its sessions for resumption).
+    pub async fn tls_connect_with(
+        &self,
+        config: Arc<rustls::ClientConfig>,
+    ) -> std::io::Result<TlsStream<TcpStream>> {
+        let connector = TlsConnector::from(config);
         let tcp = TcpStream::connect(self.addr).await?;
         let name = ServerName::IpAddress(self.addr.ip().into());
         connector.connect(name, tcp).await
