@@ -230,8 +230,11 @@ impl<W: fmt::Write> fmt::Write for JsonEscaped<W> {
         loop {
             // The next quote, backslash or control character (sixteen bytes at
             // a time, as the review reader scans), or DEL, escaped here too.
+            // It stops at an ASCII byte (or the end), so every slice below is
+            // at char boundaries; were one not, the line fails rather than
+            // losing text.
             let stop = crate::scan::skip_plain(bytes, start);
-            let run = bytes.get(start..stop).unwrap_or_default();
+            let run = bytes.get(start..stop).ok_or(fmt::Error)?;
             let stop = if run.contains(&0x7f) {
                 run.iter()
                     .position(|&b| b == 0x7f)
@@ -240,9 +243,9 @@ impl<W: fmt::Write> fmt::Write for JsonEscaped<W> {
                 stop
             };
             let Some(&b) = bytes.get(stop) else {
-                return self.0.write_str(s.get(start..).unwrap_or_default());
+                return self.0.write_str(s.get(start..).ok_or(fmt::Error)?);
             };
-            self.0.write_str(s.get(start..stop).unwrap_or_default())?;
+            self.0.write_str(s.get(start..stop).ok_or(fmt::Error)?)?;
             match b {
                 b'"' => self.0.write_str("\\\"")?,
                 b'\\' => self.0.write_str("\\\\")?,
