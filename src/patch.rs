@@ -6,6 +6,13 @@
 //! ([`crate::ready::Ready`]), and a patch holds a reference to them. Building
 //! a patch copies no entry, and writing it copies each entry's JSON text. The
 //! bytes are exactly those of the same operations as `serde_json::Value`s.
+//!
+//! The server writes a patch with [`write_json`], by hand: the same bytes as
+//! serde_json writes from the [`Serialize`] impls here (the unit tests compare
+//! the two), in half the instructions (3,000 instead of 6,400 for the 10 KB Pod
+//! review's patch, `scripts/instructions`): serde_json escapes every key and
+//! string byte by byte, while the keys of an operation are constants and the
+//! runs of plain text in a string are found sixteen bytes at a time.
 
 use std::sync::Arc;
 
@@ -114,6 +121,86 @@ impl Serialize for PatchValue {
     }
 }
 
+/// Append `ops` as a JSON array, byte for byte as `serde_json::to_writer(out,
+/// ops)` writes it.
+pub fn write_json(ops: &[Operation], out: &mut Vec<u8>) {
+    out.push(b'[');
+    for (i, op) in ops.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(match op.op {
+            Op::Add => b"{\"op\":\"add\",\"path\":",
+            Op::Replace => b"{\"op\":\"replace\",\"path\":",
+        });
+        write_json_string(out, &op.path);
+        out.extend_from_slice(b",\"value\":");
+        match &op.value {
+            PatchValue::Built(v) => write_value(out, v),
+            PatchValue::Shared(shared) => shared.write_json(out),
+            PatchValue::List(list) => {
+                out.push(b'[');
+                for (i, shared) in list.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    shared.write_json(out);
+                }
+                out.push(b']');
+            }
+        }
+        out.push(b'}');
+    }
+    out.push(b']');
+}
+
+/// Append `v` as serde_json writes it.
+fn write_value(out: &mut Vec<u8>, v: &Value) {
+    // Writing a `Value` into a `Vec` cannot fail: its keys are strings and the
+    // `Vec` takes every byte.
+    let _ = serde_json::to_writer(out, v);
+}
+
+/// Append `s` as a JSON string, byte for byte as serde_json writes it: `"` and
+/// `\` escaped with a backslash, the control characters with a short escape
+/// (`\b \f \n \r \t`) or `\u00xx`; everything else (DEL and non-ASCII too)
+/// as it is. The runs between escapes are found sixteen bytes at a time, as the
+/// review reader finds them ([`crate::scan::skip_plain`]).
+pub fn write_json_string(out: &mut Vec<u8>, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.reserve(s.len() + 2);
+    out.push(b'"');
+    let mut rest = s.as_bytes();
+    loop {
+        let plain = crate::scan::skip_plain(rest, 0);
+        // `skip_plain` stops at most at the end, so the split is always there.
+        let (run, tail) = rest.split_at_checked(plain).unwrap_or((rest, &[]));
+        out.extend_from_slice(run);
+        let Some((&b, tail)) = tail.split_first() else {
+            break;
+        };
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            _ => out.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 0xf)],
+            ]),
+        }
+        rest = tail;
+    }
+    out.push(b'"');
+}
+
 /// A value many patches hold: its JSON text is written once, when it is made.
 /// Cloning it is a reference count.
 #[derive(Debug, Clone)]
@@ -137,6 +224,14 @@ impl Shared {
     /// The value.
     pub fn value(&self) -> &Value {
         &self.0.value
+    }
+
+    /// Append its JSON text.
+    fn write_json(&self, out: &mut Vec<u8>) {
+        match &self.0.json {
+            Some(json) => out.extend_from_slice(json.get().as_bytes()),
+            None => write_value(out, &self.0.value),
+        }
     }
 }
 
@@ -181,6 +276,12 @@ mod tests {
             serde_json::to_string(&as_values).unwrap()
         );
         assert_eq!(serde_json::to_value(&patch).unwrap(), as_values);
+        let mut written = Vec::new();
+        write_json(&patch, &mut written);
+        assert_eq!(
+            String::from_utf8(written).unwrap(),
+            serde_json::to_string(&patch).unwrap()
+        );
         assert_eq!(
             as_values,
             json!([
@@ -189,5 +290,64 @@ mod tests {
                 {"op": "add", "path": "/c", "value": [1, entry]},
             ])
         );
+    }
+
+    /// Every byte that ends a run of plain text, and some that do not, at every
+    /// place in strings up to 40 bytes, and around multi-byte characters.
+    fn awkward_strings() -> Vec<String> {
+        let mut specials: Vec<char> = (0u8..0x20).map(char::from).collect();
+        specials.extend(['"', '\\', '\u{7f}', '/', '~', 'a', 'é', '\u{2028}', '😀']);
+        let mut out = vec![String::new()];
+        for len in [1, 2, 15, 16, 17, 31, 32, 33, 40] {
+            for at in 0..len {
+                for &c in &specials {
+                    let mut s: String = "x".repeat(at);
+                    s.push(c);
+                    s.push_str(&"y".repeat(len - at - 1));
+                    out.push(s);
+                }
+            }
+        }
+        out.push("\"\\\u{0}\u{1f}\u{7f}".repeat(9));
+        out
+    }
+
+    #[test]
+    fn strings_are_written_as_serde_json_writes_them() {
+        for s in awkward_strings() {
+            let mut written = b"[".to_vec();
+            write_json_string(&mut written, &s);
+            assert_eq!(
+                String::from_utf8(written).unwrap(),
+                format!("[{}", serde_json::to_string(&s).unwrap()),
+                "{s:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn patches_are_written_as_serde_json_writes_them() {
+        let strings = awkward_strings();
+        for (n, s) in strings.iter().enumerate().step_by(7) {
+            let entry = Shared::new(json!({"name": s, "value": {s.as_str(): [s, 1, null]}}));
+            let patch = [
+                Operation::add(s.clone(), PatchValue::Built(json!({s.as_str(): s, "n": n}))),
+                Operation::replace(format!("/spec/{s}/0"), PatchValue::Shared(entry.clone())),
+                Operation::add(
+                    "/c".into(),
+                    PatchValue::List(vec![entry.clone(), Shared::new(json!(s))]),
+                ),
+                Operation::add("/d".into(), PatchValue::List(Vec::new())),
+            ];
+            for ops in [&patch[..], &patch[..1], &[]] {
+                let mut written = Vec::new();
+                write_json(ops, &mut written);
+                assert_eq!(
+                    String::from_utf8(written).unwrap(),
+                    serde_json::to_string(ops).unwrap(),
+                    "{s:?}"
+                );
+            }
+        }
     }
 }
