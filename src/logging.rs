@@ -107,9 +107,9 @@ impl JsonFields<'_, '_> {
         if self.result.is_ok() {
             self.result = self
                 .w
-                .write_char(',')
-                .and_then(|()| write_json_str(self.w, field.name()))
-                .and_then(|()| self.w.write_char(':'))
+                .write_str(",\"")
+                .and_then(|()| JsonEscaped(&mut *self.w).write_str(field.name()))
+                .and_then(|()| self.w.write_str("\":"))
                 .and_then(|()| value(self.w));
         }
     }
@@ -228,20 +228,11 @@ impl<W: fmt::Write> fmt::Write for JsonEscaped<W> {
         let bytes = s.as_bytes();
         let mut start = 0;
         loop {
-            // The next quote, backslash or control character (sixteen bytes at
-            // a time, as the review reader scans), or DEL, escaped here too.
-            // It stops at an ASCII byte (or the end), so every slice below is
-            // at char boundaries; were one not, the line fails rather than
-            // losing text.
-            let stop = crate::scan::skip_plain(bytes, start);
-            let run = bytes.get(start..stop).ok_or(fmt::Error)?;
-            let stop = if run.contains(&0x7f) {
-                run.iter()
-                    .position(|&b| b == 0x7f)
-                    .map_or(stop, |n| start + n)
-            } else {
-                stop
-            };
+            // The next quote, backslash, control character or DEL (sixteen
+            // bytes at a time, as the review reader scans). It stops at an
+            // ASCII byte (or the end), so every slice below is at char
+            // boundaries; were one not, the line fails rather than losing text.
+            let stop = crate::scan::skip_plain_or_del(bytes, start);
             let Some(&b) = bytes.get(stop) else {
                 return self.0.write_str(s.get(start..).ok_or(fmt::Error)?);
             };

@@ -572,19 +572,31 @@ impl Numeral<'_> {
 /// scan at every position.
 #[inline(always)]
 pub(crate) fn skip_plain(bytes: &[u8], i: usize) -> usize {
+    skip_until::<false>(bytes, i)
+}
+
+/// [`skip_plain`] that stops at DEL (0x7f) too, which our log lines escape.
+#[inline(always)]
+pub(crate) fn skip_plain_or_del(bytes: &[u8], i: usize) -> usize {
+    skip_until::<true>(bytes, i)
+}
+
+/// [`skip_plain`], and at DEL too when `DEL`.
+#[inline(always)]
+fn skip_until<const DEL: bool>(bytes: &[u8], i: usize) -> usize {
     #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-    let i = match skip_plain_sse2(bytes, i) {
+    let i = match skip_plain_sse2::<DEL>(bytes, i) {
         ControlFlow::Break(found) => return found,
         ControlFlow::Continue(rest) => rest,
     };
-    skip_plain_swar(bytes, i)
+    skip_plain_swar::<DEL>(bytes, i)
 }
 
-/// [`skip_plain`], sixteen bytes at a time: `Break` with the first special
+/// [`skip_until`], sixteen bytes at a time: `Break` with the first special
 /// byte's index, or `Continue` where fewer than sixteen bytes are left.
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 #[inline(always)]
-fn skip_plain_sse2(bytes: &[u8], mut i: usize) -> ControlFlow<usize, usize> {
+fn skip_plain_sse2<const DEL: bool>(bytes: &[u8], mut i: usize) -> ControlFlow<usize, usize> {
     use safe_arch::{
         bitor_m128i, cmp_eq_mask_i8_m128i, load_unaligned_m128i, min_u8_m128i, move_mask_i8_m128i,
         set_splat_i8_m128i,
@@ -592,16 +604,20 @@ fn skip_plain_sse2(bytes: &[u8], mut i: usize) -> ControlFlow<usize, usize> {
     let quote = set_splat_i8_m128i(b'"' as i8);
     let backslash = set_splat_i8_m128i(b'\\' as i8);
     let control = set_splat_i8_m128i(0x1f);
+    let del = set_splat_i8_m128i(0x7f);
     while let Some(chunk) = bytes.get(i..).and_then(<[u8]>::first_chunk::<16>) {
         let v = load_unaligned_m128i(chunk);
         // A byte below 0x20 is its own minimum with 0x1f.
-        let found = bitor_m128i(
+        let mut found = bitor_m128i(
             bitor_m128i(
                 cmp_eq_mask_i8_m128i(v, quote),
                 cmp_eq_mask_i8_m128i(v, backslash),
             ),
             cmp_eq_mask_i8_m128i(min_u8_m128i(v, control), v),
         );
+        if DEL {
+            found = bitor_m128i(found, cmp_eq_mask_i8_m128i(v, del));
+        }
         let mask = move_mask_i8_m128i(found);
         if mask != 0 {
             return ControlFlow::Break(i + mask.trailing_zeros() as usize);
@@ -611,26 +627,31 @@ fn skip_plain_sse2(bytes: &[u8], mut i: usize) -> ControlFlow<usize, usize> {
     ControlFlow::Continue(i)
 }
 
-/// [`skip_plain`], eight bytes at a time, as serde_json scans.
-fn skip_plain_swar(bytes: &[u8], mut i: usize) -> usize {
+/// [`skip_until`], eight bytes at a time, as serde_json scans.
+fn skip_plain_swar<const DEL: bool>(bytes: &[u8], mut i: usize) -> usize {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
     const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
     const QUOTE: u64 = u64::from_ne_bytes([b'"'; 8]);
     const BACKSLASH: u64 = u64::from_ne_bytes([b'\\'; 8]);
     const CONTROL: u64 = u64::from_ne_bytes([0x20; 8]);
+    const DELETE: u64 = u64::from_ne_bytes([0x7f; 8]);
     while let Some(chunk) = bytes.get(i..).and_then(<[u8]>::first_chunk::<8>) {
         let x = u64::from_le_bytes(*chunk);
         // A byte of `v` is zero: its high bit in the result is set (exact for
         // the lowest such byte, which is the one taken).
         let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
-        let found = zero(x ^ QUOTE) | zero(x ^ BACKSLASH) | (x.wrapping_sub(CONTROL) & !x & HIGH);
+        let mut found =
+            zero(x ^ QUOTE) | zero(x ^ BACKSLASH) | (x.wrapping_sub(CONTROL) & !x & HIGH);
+        if DEL {
+            found |= zero(x ^ DELETE);
+        }
         if found != 0 {
             return i + (found.trailing_zeros() / 8) as usize;
         }
         i += 8;
     }
     while let Some(&b) = bytes.get(i) {
-        if b == b'"' || b == b'\\' || b < 0x20 {
+        if b == b'"' || b == b'\\' || b < 0x20 || (DEL && b == 0x7f) {
             break;
         }
         i += 1;
@@ -679,22 +700,22 @@ fn hex4(bytes: &[u8], i: usize) -> Option<u16> {
 
 #[cfg(test)]
 mod tests {
-    use super::{skip_plain, skip_plain_swar};
+    use super::{skip_plain, skip_plain_or_del, skip_plain_swar};
 
-    /// Byte by byte: the scan both fast ones must agree with.
-    fn reference(bytes: &[u8], i: usize) -> usize {
+    /// Byte by byte: the scan the fast ones must agree with.
+    fn reference<const DEL: bool>(bytes: &[u8], i: usize) -> usize {
         bytes
             .iter()
             .skip(i)
-            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+            .position(|&b| b == b'"' || b == b'\\' || b < 0x20 || (DEL && b == 0x7f))
             .map_or(bytes.len(), |n| i + n)
     }
 
     #[test]
     fn the_scan_stops_where_a_byte_by_byte_scan_does() {
-        // Every byte the scan must stop at, and some it must not.
+        // Every byte the scans must stop at, and some they must not.
         let stops: Vec<u8> = (0..0x20).chain([b'"', b'\\']).collect();
-        let passes = [b' ', b'!', b'#', b'[', b']', 0x7f, 0x80, 0xa0, 0xff];
+        let passes = [b' ', b'!', b'#', b'[', b']', 0x7e, 0x7f, 0x80, 0xa0, 0xff];
         for len in 0..40 {
             let plain: Vec<u8> = (0..len).map(|n| b'a' + (n % 26) as u8).collect();
             for start in 0..=len {
@@ -703,20 +724,29 @@ mod tests {
                     len,
                     "{len} plain bytes from {start}"
                 );
-                assert_eq!(skip_plain_swar(&plain, start), len);
+                assert_eq!(skip_plain_swar::<false>(&plain, start), len);
+                assert_eq!(skip_plain_or_del(&plain, start), len);
+                assert_eq!(skip_plain_swar::<true>(&plain, start), len);
             }
             for at in 0..len {
                 for &b in stops.iter().chain(&passes) {
                     let mut bytes = plain.clone();
                     bytes[at] = b;
                     for start in 0..=len {
-                        let want = reference(&bytes, start);
+                        let want = reference::<false>(&bytes, start);
                         assert_eq!(
                             skip_plain(&bytes, start),
                             want,
                             "{b:#x} at {at} of {len}, from {start}"
                         );
-                        assert_eq!(skip_plain_swar(&bytes, start), want);
+                        assert_eq!(skip_plain_swar::<false>(&bytes, start), want);
+                        let want = reference::<true>(&bytes, start);
+                        assert_eq!(
+                            skip_plain_or_del(&bytes, start),
+                            want,
+                            "{b:#x} at {at} of {len}, from {start}, DEL too"
+                        );
+                        assert_eq!(skip_plain_swar::<true>(&bytes, start), want);
                     }
                 }
             }
