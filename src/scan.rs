@@ -575,7 +575,9 @@ pub(crate) fn skip_plain(bytes: &[u8], i: usize) -> usize {
     skip_until::<false>(bytes, i)
 }
 
-/// [`skip_plain`] that stops at DEL (0x7f) too, which our log lines escape.
+/// [`skip_plain`] that stops at DEL (0x7f) too, which our log lines escape
+/// (the log lines are the shell's: the core alone does not call it).
+#[cfg_attr(not(feature = "server"), allow(dead_code))]
 #[inline(always)]
 pub(crate) fn skip_plain_or_del(bytes: &[u8], i: usize) -> usize {
     skip_until::<true>(bytes, i)
