@@ -19,7 +19,7 @@ use crate::patch::{Operation, write_json_string};
 use crate::policy::{ClusterPolicy, INJECT_ANNOTATION, INJECTION_LABEL, Mode, NamespaceMeta};
 use crate::projection::Purpose;
 use crate::ready::ReadyResult;
-use crate::target::{Kind, annotation, pointer, templates};
+use crate::target::{Kind, annotation, is_vespa_pod, pointer, templates};
 use crate::validate::{FIX_HINT, check};
 
 /// Which webhook is asking.
@@ -530,7 +530,9 @@ fn decide_workload(
         Ok(mode) => mode,
         Err(e) => return Decision::deny("invalid-label", e.to_string()),
     };
-    if kind == Kind::Pod && templates(kind, object).is_empty() {
+    // (A Pod's templates are empty exactly when it is not a Vespa pod; this
+    // asks without building them, which `inject` does.)
+    if kind == Kind::Pod && !is_vespa_pod(object) {
         return Decision::allow("not-vespa");
     }
     let what = What(kind, &ns.name, mode);

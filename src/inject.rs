@@ -397,14 +397,30 @@ impl Plan {
             }
             Some(v) => as_array(v, &path)?,
         };
+        // The entries with a key, read once: a long list is mostly entries of
+        // other names (the projection reads them as null), and it is gone
+        // through once here rather than once per wanted entry.
+        let keyed: Vec<(usize, &str, &Value)> = existing
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| Some((i, key.of(e)?, e)))
+            .collect();
         for shared in want {
             let w = shared.value();
             let k = key.of(w);
             let mut found = false;
-            for (i, e) in existing.iter().enumerate() {
-                if key.of(e) != k {
-                    continue;
-                }
+            // The entries whose key is `k`, in order: the keyed ones, or, for a
+            // wanted entry without a key (none of ours), those without one.
+            let same_key = keyed
+                .iter()
+                .filter(|&&(_, ek, _)| Some(ek) == k)
+                .map(|&(i, _, e)| (i, e));
+            let unkeyed = existing
+                .iter()
+                .enumerate()
+                .take(if k.is_none() { existing.len() } else { 0 })
+                .filter(|(_, e)| key.of(e).is_none());
+            for (i, e) in same_key.chain(unkeyed) {
                 found = true;
                 if !equivalent(e, w) {
                     let at = format!("{path}/{i}");

@@ -147,17 +147,30 @@ pub fn pointer<'a>(value: &'a Value, pointer: &str) -> Option<&'a Value> {
     if pointer.is_empty() {
         return Some(value);
     }
-    pointer
-        .strip_prefix('/')?
-        .split('/')
-        .try_fold(value, |target, token| {
-            let token = unescape_token(token);
-            match target {
-                Value::Object(_) => field(target, &token),
-                Value::Array(list) => array_index(&token).and_then(|i| list.get(i)),
-                _ => None,
+    let mut rest = pointer.strip_prefix('/')?;
+    let mut target = value;
+    loop {
+        // Tokens are split at a byte, not with `str::split`'s searcher: the
+        // tokens here are a few bytes long. `/` is ASCII, so the split is at a
+        // char boundary.
+        let (token, next) = match rest.bytes().position(|b| b == b'/') {
+            Some(at) => {
+                let (token, tail) = rest.split_at_checked(at)?;
+                (token, tail.get(1..))
             }
-        })
+            None => (rest, None),
+        };
+        let token = unescape_token(token);
+        target = match target {
+            Value::Object(_) => field(target, &token)?,
+            Value::Array(list) => list.get(array_index(&token)?)?,
+            _ => return None,
+        };
+        match next {
+            Some(tail) => rest = tail,
+            None => return Some(target),
+        }
+    }
 }
 
 /// `value.get(key)` for an object, else `None`. serde_json's `Map` is a
@@ -172,7 +185,7 @@ pub fn field<'a>(value: &'a Value, key: &str) -> Option<&'a Value> {
 /// A JSON pointer token unescaped (`~1` is `/`, `~0` is `~`), copied only if
 /// it has an escape.
 pub(crate) fn unescape_token(token: &str) -> Cow<'_, str> {
-    if token.contains('~') {
+    if token.bytes().any(|b| b == b'~') {
         token.replace("~1", "/").replace("~0", "~").into()
     } else {
         token.into()
