@@ -10,7 +10,7 @@
 //! | where | kept |
 //! |---|---|
 //! | the object | `apiVersion`, `kind`, `metadata`, `spec` |
-//! | `metadata` | `name`, `generateName`, `namespace`, `labels`, `annotations`, `deletionTimestamp` |
+//! | `metadata` | `name`, `generateName`, `namespace`, `deletionTimestamp`; of `labels` only [`COMPONENT_LABEL`], of `annotations` only those under [`ANNOTATION_PREFIX`] (each still an object when none is kept) |
 //! | `spec` | `containers`, `initContainers` (their entries as below), `volumes` (for [`Purpose::Mutation`] as below, otherwise whole) |
 //! | a container | `name`, `env` and `volumeMounts` (entries as below) |
 //! | an entry of a keyed list ([`Keyed`]) | the whole entry when its key (`name`, `mountPath`) is a TLS one or not a string; otherwise `null`, so that every index stays the same |
@@ -52,6 +52,13 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visit
 use serde_json::{Map, Number, Value};
 
 use crate::layout::{is_tls_env, is_tls_mount_path, is_tls_volume};
+use crate::target::COMPONENT_LABEL;
+
+/// The prefix of the annotations the decision reads on a Pod or VespaSet
+/// ([`crate::policy::INJECT_ANNOTATION`], [`crate::policy::INJECTED_ANNOTATION`]);
+/// the projection keeps no other annotation (a `kubectl apply`'s
+/// `last-applied-configuration` copy of the object is the usual large one).
+pub const ANNOTATION_PREFIX: &str = "tls.vespa.ai/";
 
 /// The error message that makes [`crate::admission::parse_review`] read the
 /// review again without projection.
@@ -78,6 +85,10 @@ pub enum Shape {
     PodTemplate,
     /// `metadata`.
     Metadata,
+    /// `metadata.labels`.
+    Labels,
+    /// `metadata.annotations`.
+    Annotations,
     /// `spec`.
     PodSpec,
     /// `containers` or `initContainers`.
@@ -144,11 +155,13 @@ impl Shape {
             (Shape::VespaSetSpec, "profiles") => Some(Shape::Whole),
             (Shape::Section, "podTemplate") => Some(Shape::PodTemplate),
             (Shape::PodTemplate, "spec") => Some(Shape::PodSpec),
-            (
-                Shape::Metadata,
-                "name" | "generateName" | "namespace" | "labels" | "annotations"
-                | "deletionTimestamp",
-            ) => Some(Shape::Whole),
+            (Shape::Metadata, "name" | "generateName" | "namespace" | "deletionTimestamp") => {
+                Some(Shape::Whole)
+            }
+            (Shape::Metadata, "labels") => Some(Shape::Labels),
+            (Shape::Metadata, "annotations") => Some(Shape::Annotations),
+            (Shape::Labels, COMPONENT_LABEL) => Some(Shape::Whole),
+            (Shape::Annotations, key) if key.starts_with(ANNOTATION_PREFIX) => Some(Shape::Whole),
             (Shape::PodSpec, "containers" | "initContainers") => Some(Shape::Containers),
             (Shape::PodSpec, "volumes") => Some(match purpose {
                 Purpose::Review => Shape::Whole,
@@ -486,7 +499,9 @@ mod tests {
     fn keeps_only_what_the_decision_reads() {
         let pod = json!({
             "apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": "p", "uid": "x", "labels": {"a": "b"}, "ownerReferences": [{"kind": "StatefulSet"}]},
+            "metadata": {"name": "p", "uid": "x", "labels": {"a": "b", "app.kubernetes.io/component": "c"},
+                "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}", "tls.vespa.ai/inject": "true"},
+                "ownerReferences": [{"kind": "StatefulSet"}]},
             "spec": {
                 "hostname": "h",
                 "volumes": [
@@ -513,7 +528,8 @@ mod tests {
         let expected = |volumes: Value| {
             json!({
                 "apiVersion": "v1", "kind": "Pod",
-                "metadata": {"name": "p", "labels": {"a": "b"}},
+                "metadata": {"name": "p", "labels": {"app.kubernetes.io/component": "c"},
+                    "annotations": {"tls.vespa.ai/inject": "true"}},
                 "spec": {
                     "volumes": volumes,
                     "containers": [
@@ -546,6 +562,22 @@ mod tests {
                 {"configMap": {"name": "c"}, "name": "tls-config"},
                 {"name": ["odd"]}
             ]))
+        );
+    }
+
+    #[test]
+    fn labels_and_annotations_stay_objects_when_none_is_kept() {
+        // The injector asks whether `annotations` is an object before adding
+        // its own to it: an object with none kept must stay one.
+        let pod = r#"{"kind":"Pod","metadata":{"labels":{"a":"b"},"annotations":{"x":"y","tls.vespa.ai/other":"z"}}}"#;
+        assert_eq!(
+            project(pod).unwrap(),
+            json!({"kind": "Pod", "metadata": {"labels": {}, "annotations": {"tls.vespa.ai/other": "z"}}})
+        );
+        let pod = r#"{"kind":"Pod","metadata":{"labels":["a"],"annotations":{}}}"#;
+        assert_eq!(
+            project(pod).unwrap(),
+            json!({"kind": "Pod", "metadata": {"labels": ["a"], "annotations": {}}})
         );
     }
 

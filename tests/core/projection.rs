@@ -77,6 +77,7 @@ prop_compose! {
         volumes in picks(volume_pool()),
         annotations in prop::collection::vec(0usize..5, 0..3),
         configserver in any::<bool>(),
+        other_labels in any::<bool>(),
         sidecar_first in any::<bool>(),
         second_vespa in prop::bool::weighted(0.1),
         init_vespa in prop::bool::weighted(0.1),
@@ -102,7 +103,13 @@ prop_compose! {
             "uid": "1", "ownerReferences": [{"kind": "StatefulSet", "name": "vespa"}],
             "managedFields": [{"manager": "kube-controller-manager", "fieldsV1": {"f:spec": {}}}],
         });
-        if configserver { metadata["labels"] = json!({"app.kubernetes.io/component": "configserver"}); }
+        let mut labels = serde_json::Map::new();
+        if configserver { labels.insert("app.kubernetes.io/component".into(), json!("configserver")); }
+        if other_labels {
+            labels.insert("app".into(), json!("vespa"));
+            labels.insert("statefulset.kubernetes.io/pod-name".into(), json!("vespa-0"));
+        }
+        if !labels.is_empty() { metadata["labels"] = Value::Object(labels); }
         if !annotations.is_empty() {
             let pool = annotation_pool();
             metadata["annotations"] = annotations.into_iter().map(|i| (pool[i].0.to_string(), json!(pool[i].1))).collect();

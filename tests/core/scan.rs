@@ -77,7 +77,8 @@ fn a_review_as_the_apiserver_writes_it() {
 
 #[test]
 fn values_kept_whole_are_serde_json_values() {
-    for labels in [
+    // An annotation of ours is kept whole, whatever it holds.
+    for value in [
         // Numbers of every form serde_json reads differently.
         r#"{"a":0,"b":-0,"c":-7,"d":18446744073709551615,"e":18446744073709551616,"f":-9223372036854775808,"g":1.5,"h":-0.0,"i":123456789012345678901234567890}"#,
         // Escapes, surrogate pairs, other scripts; duplicate keys keep the last in the first's place.
@@ -85,11 +86,11 @@ fn values_kept_whole_are_serde_json_values() {
         r#"{"n":null,"t":true,"f":false,"l":[1,[],{},[{"x":[null]}]],"m":{}}"#,
     ] {
         let object = format!(
-            r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"p","labels":{labels}}},"spec":{{"containers":[]}}}}"#
+            r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"p","annotations":{{"tls.vespa.ai/kept":{value}}}}},"spec":{{"containers":[]}}}}"#
         );
         let review = reads_like_serde(&review_text(&object, ""));
-        let kept = &review.request.object.as_ref().unwrap()["metadata"]["labels"];
-        assert_eq!(kept, &serde_json::from_str::<Value>(labels).unwrap());
+        let kept = &review.request.object.as_ref().unwrap()["metadata"]["annotations"]["tls.vespa.ai/kept"];
+        assert_eq!(kept, &serde_json::from_str::<Value>(value).unwrap());
     }
 }
 
