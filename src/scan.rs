@@ -713,6 +713,25 @@ mod tests {
             .map_or(bytes.len(), |n| i + n)
     }
 
+    /// Both fast scans, each with and without DEL, stop where the byte-by-byte
+    /// scan does, reading `bytes` from `start`.
+    fn all_agree(bytes: &[u8], start: usize, what: &str) {
+        let want = reference::<false>(bytes, start);
+        assert_eq!(skip_plain(bytes, start), want, "{what}, from {start}");
+        assert_eq!(skip_plain_swar::<false>(bytes, start), want, "{what}");
+        let want = reference::<true>(bytes, start);
+        assert_eq!(
+            skip_plain_or_del(bytes, start),
+            want,
+            "{what}, from {start}, DEL too"
+        );
+        assert_eq!(
+            skip_plain_swar::<true>(bytes, start),
+            want,
+            "{what}, DEL too"
+        );
+    }
+
     #[test]
     fn the_scan_stops_where_a_byte_by_byte_scan_does() {
         // Every byte the scans must stop at, and some they must not.
@@ -726,29 +745,14 @@ mod tests {
                     len,
                     "{len} plain bytes from {start}"
                 );
-                assert_eq!(skip_plain_swar::<false>(&plain, start), len);
-                assert_eq!(skip_plain_or_del(&plain, start), len);
-                assert_eq!(skip_plain_swar::<true>(&plain, start), len);
+                all_agree(&plain, start, &format!("{len} plain bytes"));
             }
             for at in 0..len {
                 for &b in stops.iter().chain(&passes) {
                     let mut bytes = plain.clone();
                     bytes[at] = b;
                     for start in 0..=len {
-                        let want = reference::<false>(&bytes, start);
-                        assert_eq!(
-                            skip_plain(&bytes, start),
-                            want,
-                            "{b:#x} at {at} of {len}, from {start}"
-                        );
-                        assert_eq!(skip_plain_swar::<false>(&bytes, start), want);
-                        let want = reference::<true>(&bytes, start);
-                        assert_eq!(
-                            skip_plain_or_del(&bytes, start),
-                            want,
-                            "{b:#x} at {at} of {len}, from {start}, DEL too"
-                        );
-                        assert_eq!(skip_plain_swar::<true>(&bytes, start), want);
+                        all_agree(&bytes, start, &format!("{b:#x} at {at} of {len}"));
                     }
                 }
             }
