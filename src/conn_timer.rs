@@ -34,7 +34,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll, Waker, ready};
 use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
@@ -271,6 +271,15 @@ pub struct Timed<S> {
     deadline: Pin<Box<Sleep>>,
     /// Resolves when shutdown begins.
     shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
+    /// The token `shutdown` waits on (read without polling, below).
+    shutdown_token: CancellationToken,
+    /// The waker `shutdown` and the eviction were last polled with, if any.
+    /// Both stay registered while the connection lives, so while the task's
+    /// waker is the same they are not polled again: a poll of either takes its
+    /// `Notify`'s lock, and the shutdown token's is shared by every connection
+    /// (two locks per keep-alive review, one of them contended between the
+    /// runtime's threads). Their state is read from the tokens instead.
+    watched_with: Option<Waker>,
     /// The connection's place among the idle ones.
     registration: Registration,
 }
@@ -289,7 +298,9 @@ impl<S> Timed<S> {
             read_timeout,
             phase: Phase::Headers { line: Line::Within },
             deadline: Box::pin(tokio::time::sleep(read_timeout)),
-            shutdown: Box::pin(shutdown.cancelled_owned()),
+            shutdown: Box::pin(shutdown.clone().cancelled_owned()),
+            shutdown_token: shutdown,
+            watched_with: None,
             registration,
         }
     }
@@ -317,15 +328,31 @@ impl<S> Timed<S> {
             }
             Phase::Request => return,
         };
-        for &b in bytes {
-            line = match (line, b) {
-                (Line::Start | Line::StartCr, b'\n') => {
+        // Within a line only a line feed matters: jump to the next one
+        // (memchr, sixteen or more bytes at a time); at a line's start look at
+        // the byte or two that may end the headers.
+        let mut rest = bytes;
+        loop {
+            line = match (line, rest.first()) {
+                (_, None) => break,
+                (Line::Start | Line::StartCr, Some(b'\n')) => {
                     self.set_phase(Phase::Request);
                     return;
                 }
-                (_, b'\n') => Line::Start,
-                (Line::Start, b'\r') => Line::StartCr,
-                _ => Line::Within,
+                (Line::Start, Some(b'\r')) => {
+                    rest = &rest[1..];
+                    Line::StartCr
+                }
+                // Any other byte is within a line, and not a line feed: the
+                // search below starts at it.
+                (Line::Start | Line::StartCr, Some(_)) => Line::Within,
+                (Line::Within, Some(_)) => match memchr::memchr(b'\n', rest) {
+                    Some(i) => {
+                        rest = &rest[i + 1..];
+                        Line::Start
+                    }
+                    None => break,
+                },
             };
         }
         self.set_phase(Phase::Headers { line });
@@ -342,11 +369,28 @@ impl<S> Timed<S> {
 
     /// The read found nothing to read: whether the connection's time is up.
     fn waiting(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if self.phase.is_idle() && self.registration.evicted.as_mut().poll(cx).is_ready() {
+        let (evicted, shutdown) = if !self.phase.is_idle() {
+            (false, false)
+        } else if self
+            .watched_with
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            (
+                self.registration.slot.evict.is_cancelled(),
+                self.shutdown_token.is_cancelled(),
+            )
+        } else {
+            let evicted = self.registration.evicted.as_mut().poll(cx).is_ready();
+            let shutdown = self.shutdown.as_mut().poll(cx).is_ready();
+            self.watched_with = Some(cx.waker().clone());
+            (evicted, shutdown)
+        };
+        if evicted {
             // Closed to make room ([`ConnLimit`]): read as the end of the stream.
             return Poll::Ready(Ok(()));
         }
-        if self.phase == Phase::Idle && self.shutdown.as_mut().poll(cx).is_ready() {
+        if self.phase == Phase::Idle && shutdown {
             self.phase = Phase::Closing;
             self.deadline
                 .as_mut()
@@ -482,6 +526,100 @@ mod tests {
             t.read_bytes(b"GET / HTTP/1.1\r\nx: \r\r\n");
             assert_eq!(t.phase, Phase::Headers { line: Line::Start });
         });
+    }
+
+    /// The headers' end as the state machine read it a byte at a time (before
+    /// it searched for line feeds): `None` once a blank line was read.
+    fn headers_a_byte_at_a_time(bytes: &[u8]) -> Option<Line> {
+        let mut line = Line::Within;
+        for &b in bytes {
+            line = match (line, b) {
+                (Line::Start | Line::StartCr, b'\n') => return None,
+                (_, b'\n') => Line::Start,
+                (Line::Start, b'\r') => Line::StartCr,
+                _ => Line::Within,
+            };
+        }
+        Some(line)
+    }
+
+    #[test]
+    fn the_headers_end_where_a_byte_at_a_time_says_at_every_split() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let _guard = rt.enter();
+        let limit = ConnLimit::new(8, 8, Counter::default(), Counter::default());
+        let alphabet = [b'a', b'\r', b'\n'];
+        let mut checked = 0;
+        for len in 0..=7u32 {
+            for mut n in 0..3usize.pow(len) {
+                let mut bytes = Vec::new();
+                for _ in 0..len {
+                    bytes.push(alphabet[n % 3]);
+                    n /= 3;
+                }
+                // Padding, so that the search's wide steps are taken too.
+                for pad in [0, 40] {
+                    let mut text = vec![b'x'; pad];
+                    text.extend_from_slice(&bytes);
+                    let want = match headers_a_byte_at_a_time(&text) {
+                        Some(line) => Phase::Headers { line },
+                        None => Phase::Request,
+                    };
+                    for split in 0..=text.len() {
+                        let (a, _b) = duplex(64);
+                        let mut t =
+                            Timed::new(a, T, CancellationToken::new(), limit.register().unwrap());
+                        t.read_bytes(&text[..split]);
+                        t.read_bytes(&text[split..]);
+                        assert_eq!(t.phase, want, "{text:?} split at {split}");
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert!(checked > 10_000);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_and_eviction_reach_a_connection_already_waiting_while_idle_before() {
+        for evict in [false, true] {
+            let (server, mut client) = duplex(1024);
+            let token = CancellationToken::new();
+            let limit = ConnLimit::new(8, 8, Counter::default(), Counter::default());
+            let mut t = Timed::new(server, T, token.clone(), limit.register().unwrap());
+            let mut buf = [0u8; 64];
+            // Two requests, each followed by an idle wait in which the read is
+            // pending (so both signals are watched from the first idle wait on).
+            for _ in 0..2 {
+                client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+                assert_eq!(t.read(&mut buf).await.unwrap(), 18);
+                t.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await.unwrap();
+                let idle = tokio::time::timeout(Duration::from_secs(5), t.read(&mut buf)).await;
+                assert!(idle.is_err(), "idle, the read waits");
+            }
+            let slot = limit.lock().open.values().next().cloned().unwrap();
+            let signal = async {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                if evict {
+                    slot.evict.cancel();
+                } else {
+                    token.cancel();
+                }
+            };
+            let start = Instant::now();
+            let read = tokio::time::timeout(Duration::from_secs(600), t.read(&mut buf));
+            let ((), read) = tokio::join!(signal, read);
+            assert_eq!(
+                read.expect("the signal reached the waiting read").unwrap(),
+                0,
+                "closed as if by the client"
+            );
+            let after = if evict { Duration::ZERO } else { T };
+            assert_eq!(start.elapsed(), Duration::from_secs(60) + after);
+        }
     }
 
     #[tokio::test(start_paused = true)]

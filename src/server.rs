@@ -58,7 +58,7 @@ use hyper_util::service::TowerToHyperService;
 use prometheus_client::metrics::counter::Counter;
 use tokio::io::{AsyncRead, AsyncWrite, BufReader};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -247,12 +247,21 @@ impl Limits {
         )
     }
 
-    /// A request slot, waiting until `deadline`.
+    /// A request slot, waiting until `deadline`. (A slot free now is taken
+    /// without a timer: the usual case costs no timer entry. Taking it cannot
+    /// overtake a request already waiting, since the semaphore hands a freed
+    /// slot to its waiters first.)
     async fn admit(&self, deadline: tokio::time::Instant) -> Option<Admitted> {
-        let permit = tokio::time::timeout_at(deadline, self.requests.clone().acquire_owned())
-            .await
-            .ok()?
-            .ok()?;
+        let permit = match self.requests.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(TryAcquireError::Closed) => return None,
+            Err(TryAcquireError::NoPermits) => {
+                tokio::time::timeout_at(deadline, self.requests.clone().acquire_owned())
+                    .await
+                    .ok()?
+                    .ok()?
+            }
+        };
         Some(Admitted {
             _request: permit,
             body: None,
@@ -275,10 +284,20 @@ impl Limits {
             return true;
         }
         let more = want - admitted.body_kib;
-        let acquired =
-            tokio::time::timeout_at(deadline, self.body_kib.clone().acquire_many_owned(more)).await;
-        let Ok(Ok(permit)) = acquired else {
-            return false;
+        let permit = match self.body_kib.clone().try_acquire_many_owned(more) {
+            Ok(permit) => permit,
+            Err(TryAcquireError::Closed) => return false,
+            Err(TryAcquireError::NoPermits) => {
+                let acquired = tokio::time::timeout_at(
+                    deadline,
+                    self.body_kib.clone().acquire_many_owned(more),
+                )
+                .await;
+                let Ok(Ok(permit)) = acquired else {
+                    return false;
+                };
+                permit
+            }
         };
         match &mut admitted.body {
             Some(held) => held.merge(permit),
@@ -734,11 +753,19 @@ async fn read_body(
     });
     let mut read = BodyBuffer::default();
     loop {
-        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
-            Err(_) => return Err(BodyError::Timeout(timeout)),
-            Ok(None) => return Ok(read.into_bytes()),
-            Ok(Some(Err(e))) => return Err(BodyError::Read(e.to_string())),
-            Ok(Some(Ok(frame))) => frame,
+        // What is there already (the body's end, after a one-frame review) is
+        // taken without a timer; only a wait is timed.
+        let next = match ready_now(body.frame()) {
+            Some(next) => next,
+            None => match tokio::time::timeout_at(deadline, body.frame()).await {
+                Err(_) => return Err(BodyError::Timeout(timeout)),
+                Ok(next) => next,
+            },
+        };
+        let frame = match next {
+            None => return Ok(read.into_bytes()),
+            Some(Err(e)) => return Err(BodyError::Read(e.to_string())),
+            Some(Ok(frame)) => frame,
         };
         if let Ok(data) = frame.into_data() {
             let total = read.len() + data.len();
@@ -752,6 +779,17 @@ async fn read_body(
             }
             read.push(data, capacity);
         }
+    }
+}
+
+/// `future`'s output if it has one at its first poll. A future left pending is
+/// dropped; it must be one that can be made again (`Body::frame`), and its
+/// next poll, with the task's waker, registers that instead of this no-op one.
+fn ready_now<F: Future>(future: F) -> Option<F::Output> {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match std::pin::pin!(future).poll(&mut cx) {
+        std::task::Poll::Ready(output) => Some(output),
+        std::task::Poll::Pending => None,
     }
 }
 
