@@ -140,7 +140,21 @@ pub struct ClusterNamespaces {
     api: Api<PartialObjectMeta<Namespace>>,
     ready: Arc<AtomicBool>,
     freshness: Arc<Freshness>,
+    /// Each namespace's policy view, beside the stored object it was made from:
+    /// made again only when the watch replaced that object, so a review costs
+    /// no copy of the namespace's labels and annotations.
+    views: RwLock<HashMap<String, (Stored, Shared)>>,
 }
+
+/// A namespace as the reflector stores it.
+type Stored = Arc<PartialObjectMeta<Namespace>>;
+
+/// A namespace as the policy reads it, shared by the reviews in it.
+type Shared = Arc<NamespaceMeta>;
+
+/// The most policy views [`ClusterNamespaces`] keeps (all of them are dropped
+/// when it is reached, as the ready memo does, and made again as needed).
+const VIEWS_CAPACITY: usize = 4096;
 
 /// When the watch last delivered something, and the last error since.
 #[derive(Debug)]
@@ -214,7 +228,7 @@ impl Freshness {
 /// Namespaces from a file or a fixed list.
 #[derive(Debug, Clone)]
 pub struct StaticNamespaces {
-    by_name: Arc<RwLock<Arc<HashMap<String, NamespaceMeta>>>>,
+    by_name: Arc<RwLock<Arc<HashMap<String, Shared>>>>,
 }
 
 /// The namespace view; cheap to clone.
@@ -267,7 +281,7 @@ impl StaticNamespaces {
         }
     }
 
-    fn get(&self, name: &str) -> Option<NamespaceMeta> {
+    fn get(&self, name: &str) -> Option<Arc<NamespaceMeta>> {
         self.by_name
             .read()
             .unwrap_or_else(PoisonError::into_inner)
@@ -287,13 +301,13 @@ impl StaticNamespaces {
     }
 }
 
-/// The namespaces by name, each as the policy reads it (a review clones one).
-fn index(namespaces: Vec<NamespaceMeta>) -> HashMap<String, NamespaceMeta> {
+/// The namespaces by name, each as the policy reads it (a review shares one).
+fn index(namespaces: Vec<NamespaceMeta>) -> HashMap<String, Arc<NamespaceMeta>> {
     namespaces
         .iter()
         .map(|n| {
             let view = NamespaceMeta::policy_view(&n.name, &n.labels, &n.annotations);
-            (view.name.clone(), view)
+            (view.name.clone(), Arc::new(view))
         })
         .collect()
 }
@@ -312,15 +326,15 @@ fn parse_file(bytes: &[u8], path: &Path) -> Result<Vec<NamespaceMeta>, Namespace
 }
 
 impl ClusterNamespaces {
-    async fn lookup(&self, name: &str) -> Result<Option<NamespaceMeta>, LookupError> {
+    async fn lookup(&self, name: &str) -> Result<Option<Arc<NamespaceMeta>>, LookupError> {
         if let Some(ns) = self.store.get(&ObjectRef::new(name)) {
-            return Ok(Some(meta_of(name, &ns.metadata)));
+            return Ok(Some(self.view_of(name, ns)));
         }
         if !is_namespace_name(name) {
             return Ok(None);
         }
         match tokio::time::timeout(LOOKUP_TIMEOUT, self.api.get_opt(name)).await {
-            Ok(Ok(found)) => Ok(found.map(|ns| meta_of(name, &ns.metadata))),
+            Ok(Ok(found)) => Ok(found.map(|ns| Arc::new(meta_of(name, &ns.metadata)))),
             Ok(Err(e)) => Err(LookupError::Api {
                 name: name.to_string(),
                 reason: e.to_string(),
@@ -329,6 +343,24 @@ impl ClusterNamespaces {
                 name: name.to_string(),
             }),
         }
+    }
+
+    /// The policy view of `ns`, the stored object of namespace `name`.
+    fn view_of(&self, name: &str, ns: Stored) -> Shared {
+        let views = self.views.read().unwrap_or_else(PoisonError::into_inner);
+        if let Some((from, view)) = views.get(name)
+            && Arc::ptr_eq(from, &ns)
+        {
+            return view.clone();
+        }
+        drop(views);
+        let view = Arc::new(meta_of(name, &ns.metadata));
+        let mut views = self.views.write().unwrap_or_else(PoisonError::into_inner);
+        if views.len() >= VIEWS_CAPACITY && !views.contains_key(name) {
+            views.clear();
+        }
+        views.insert(name.to_string(), (ns, view.clone()));
+        view
     }
 
     fn start(
@@ -355,6 +387,7 @@ impl ClusterNamespaces {
             api,
             ready,
             freshness,
+            views: RwLock::default(),
         };
         (view, tasks)
     }
@@ -510,8 +543,9 @@ impl NamespaceView {
         });
     }
 
-    /// The namespace's labels and annotations; `Ok(None)` when it does not exist.
-    pub async fn lookup(&self, name: &str) -> Result<Option<NamespaceMeta>, LookupError> {
+    /// The namespace's labels and annotations as the policy reads them (one
+    /// shared copy per namespace); `Ok(None)` when it does not exist.
+    pub async fn lookup(&self, name: &str) -> Result<Option<Arc<NamespaceMeta>>, LookupError> {
         match self {
             NamespaceView::Static(s) => Ok(s.get(name)),
             NamespaceView::Cluster(c) => c.lookup(name).await,
@@ -560,12 +594,47 @@ mod tests {
         // As the policy reads it: its label and annotations, no others.
         let found = v.lookup("a").await.unwrap().unwrap();
         assert_eq!(
-            found,
+            *found,
             NamespaceMeta::named("a")
                 .with_label(crate::policy::INJECTION_LABEL, "enabled")
                 .with_annotation("tls.vespa.ai/issuer-name", "i")
         );
         assert_eq!(v.lookup("b").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn cluster_view_shares_a_namespace_until_the_watch_replaces_it() {
+        let (store, mut writer) = reflector::store::<PartialObjectMeta<Namespace>>();
+        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+        let view = ClusterNamespaces {
+            store,
+            api: Api::all(kube::Client::try_from(config).unwrap()),
+            ready: Arc::new(AtomicBool::new(true)),
+            freshness: Arc::new(Freshness::new(Duration::from_secs(60))),
+            views: RwLock::default(),
+        };
+        let namespace = |mode: &str| {
+            let mut ns = PartialObjectMeta::<Namespace>::default();
+            ns.metadata.name = Some("a".into());
+            ns.metadata.labels = Some(
+                [
+                    (crate::policy::INJECTION_LABEL.to_string(), mode.to_string()),
+                    ("other".to_string(), "x".to_string()),
+                ]
+                .into(),
+            );
+            ns
+        };
+        let want =
+            |mode: &str| NamespaceMeta::named("a").with_label(crate::policy::INJECTION_LABEL, mode);
+        writer.apply_watcher_event(&watcher::Event::Apply(namespace("enabled")));
+        let first = view.lookup("a").await.unwrap().unwrap();
+        assert_eq!(*first, want("enabled"));
+        let again = view.lookup("a").await.unwrap().unwrap();
+        assert!(Arc::ptr_eq(&first, &again), "shared while unchanged");
+        writer.apply_watcher_event(&watcher::Event::Apply(namespace("enforced")));
+        let changed = view.lookup("a").await.unwrap().unwrap();
+        assert_eq!(*changed, want("enforced"), "a relabelled namespace is seen");
     }
 
     #[test]

@@ -43,7 +43,7 @@ use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -855,7 +855,9 @@ async fn drain(mut body: Body, deadline: tokio::time::Instant) {
 
 /// Read, parse, look up, decide, serialise.
 async fn admit(app: &App, endpoint: Endpoint, req: Request) -> Response {
-    let started = Instant::now();
+    // One reading of the clock for the start and the wait for a slot.
+    let now = tokio::time::Instant::now();
+    let started = now.into_std();
     let ep = endpoint.as_str();
     let refuse = |reason: &'static str, error: &dyn std::fmt::Display| {
         app.metrics.admission(
@@ -868,7 +870,7 @@ async fn admit(app: &App, endpoint: Endpoint, req: Request) -> Response {
         );
         tracing::warn!(endpoint = ep, reason, error = %error, "admission request refused");
     };
-    let queue_deadline = tokio::time::Instant::now() + QUEUE_WAIT;
+    let queue_deadline = now + QUEUE_WAIT;
     let Some(mut admitted) = app.limits.admit(queue_deadline).await else {
         let e = BodyError::Overloaded(app.limits.describe());
         refuse(e.reason(), &e);
@@ -907,7 +909,7 @@ async fn admit(app: &App, endpoint: Endpoint, req: Request) -> Response {
         None => decide(app, endpoint, &review, None),
         Some(name) => match app.namespaces.lookup(name).await {
             Ok(found) => {
-                let ns = found.unwrap_or_else(|| NamespaceMeta::named(name));
+                let ns = found.unwrap_or_else(|| Arc::new(NamespaceMeta::named(name)));
                 decide(app, endpoint, &review, Some(&ns))
             }
             Err(e) => Some(Decision::unavailable(&e.to_string())),
