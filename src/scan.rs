@@ -321,7 +321,13 @@ impl<'a> Scanner<'a> {
             },
             b'[' => {
                 let element = shape.element();
-                let mut out = Vec::new();
+                // A keyed list keeps a place for every entry: a container's
+                // env is often dozens long, so it starts at 16, not at 4
+                // (two fewer moves to a larger buffer for 80 entries).
+                let mut out = match shape {
+                    Shape::List(_) => Vec::with_capacity(16),
+                    _ => Vec::new(),
+                };
                 self.list(|s| {
                     out.push(s.projected(element)?);
                     Some(())
@@ -338,7 +344,10 @@ impl<'a> Scanner<'a> {
     /// One entry of a keyed list, as the projection reads it: whole, or `null`
     /// when its key is a string the decision does not read.
     fn keyed_entry(&mut self, keyed: crate::projection::Keyed) -> Option<Value> {
-        let mut entry = Map::new();
+        // Made at its first member kept: most entries are dropped at their key,
+        // their first member, and an empty `Map` still costs its drop (about 75
+        // instructions, times every env entry of every review).
+        let mut entry: Option<Map<String, Value>> = None;
         let mut dropped = false;
         let mut named = false;
         self.map(|s, key| {
@@ -347,7 +356,7 @@ impl<'a> Scanner<'a> {
                     s.skip()?;
                 } else {
                     let v = s.whole()?;
-                    entry.insert(key.to_owned(), v);
+                    entry.get_or_insert_default().insert(key.to_owned(), v);
                 }
                 return Some(());
             }
@@ -363,20 +372,24 @@ impl<'a> Scanner<'a> {
                     None => std::borrow::Cow::Owned(raw.string()?),
                 };
                 if keyed.reads(&name) {
-                    entry.insert(key.to_owned(), Value::String(name.into_owned()));
+                    entry
+                        .get_or_insert_default()
+                        .insert(key.to_owned(), Value::String(name.into_owned()));
                 } else {
                     dropped = true;
+                    // What was kept before the key is not needed either.
+                    entry = None;
                 }
             } else {
                 let v = s.whole()?;
-                entry.insert(key.to_owned(), v);
+                entry.get_or_insert_default().insert(key.to_owned(), v);
             }
             Some(())
         })?;
         Some(if dropped {
             Value::Null
         } else {
-            Value::Object(entry)
+            Value::Object(entry.unwrap_or_default())
         })
     }
 
