@@ -415,17 +415,7 @@ impl Review {
         });
         let b64 = &*PATCH_BASE64;
         let patch_len = patch.as_ref().map_or(0, |p| p.len().div_ceil(3) * 4);
-        // Room for all of it, so that the answer (2.5 KB with a pod's patch) is
-        // not copied to a larger buffer on the way: the fixed text is 114
-        // bytes with a patch, 136 with a denial's status; only escapes in the
-        // strings and warnings (both rare) may still grow it.
-        let mut out = Vec::with_capacity(
-            RESPONSE_FIXED
-                + self.api_version.len()
-                + self.request.uid.len()
-                + patch_len
-                + d.message.len(),
-        );
+        let mut out = Vec::with_capacity(self.response_capacity(d, patch_len));
         out.extend_from_slice(b"{\"apiVersion\":");
         write_json_string(&mut out, &self.api_version);
         out.extend_from_slice(b",\"kind\":\"AdmissionReview\",\"response\":{\"uid\":");
@@ -459,6 +449,21 @@ impl Review {
 /// The most bytes [`Review::respond`] writes besides its strings and the patch
 /// (136, a denial's), with room to spare.
 const RESPONSE_FIXED: usize = 160;
+
+impl Review {
+    /// The buffer [`Review::respond`] starts with, for an answer whose patch is
+    /// `patch_len` bytes of base64: room for all of it, so that the answer (2.5
+    /// KB with a pod's patch) is not copied to a larger buffer on the way (the
+    /// fixed text is 114 bytes with a patch, 136 with a denial's status; only
+    /// escapes in the strings and warnings, both rare, may still grow it).
+    fn response_capacity(&self, d: &Decision, patch_len: usize) -> usize {
+        RESPONSE_FIXED
+            + self.api_version.len()
+            + self.request.uid.len()
+            + patch_len
+            + d.message.len()
+    }
+}
 
 /// The base64 engine of the patch: base64's STANDARD alphabet, padded, as the
 /// apiserver reads it, with AVX2 where the CPU has it (detected once) and the
@@ -758,11 +763,7 @@ mod tests {
                 crate::patch::write_json(&d.patch, &mut json);
                 json.len().div_ceil(3) * 4
             });
-            let reserved = RESPONSE_FIXED
-                + r.api_version.len()
-                + r.request.uid.len()
-                + patch_len.unwrap_or(0)
-                + d.message.len();
+            let reserved = r.response_capacity(d, patch_len.unwrap_or(0));
             assert_eq!(out.capacity(), reserved, "{}: grown", d.reason);
             assert!(serde_json::from_slice::<Value>(&out).is_ok());
         }

@@ -51,6 +51,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use futures_util::FutureExt;
 use http_body_util::BodyExt;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -247,21 +248,9 @@ impl Limits {
         )
     }
 
-    /// A request slot, waiting until `deadline`. (A slot free now is taken
-    /// without a timer: the usual case costs no timer entry. Taking it cannot
-    /// overtake a request already waiting, since the semaphore hands a freed
-    /// slot to its waiters first.)
+    /// A request slot, waiting until `deadline`.
     async fn admit(&self, deadline: tokio::time::Instant) -> Option<Admitted> {
-        let permit = match self.requests.clone().try_acquire_owned() {
-            Ok(permit) => permit,
-            Err(TryAcquireError::Closed) => return None,
-            Err(TryAcquireError::NoPermits) => {
-                tokio::time::timeout_at(deadline, self.requests.clone().acquire_owned())
-                    .await
-                    .ok()?
-                    .ok()?
-            }
-        };
+        let permit = take(&self.requests, 1, deadline).await?;
         Some(Admitted {
             _request: permit,
             body: None,
@@ -284,20 +273,8 @@ impl Limits {
             return true;
         }
         let more = want - admitted.body_kib;
-        let permit = match self.body_kib.clone().try_acquire_many_owned(more) {
-            Ok(permit) => permit,
-            Err(TryAcquireError::Closed) => return false,
-            Err(TryAcquireError::NoPermits) => {
-                let acquired = tokio::time::timeout_at(
-                    deadline,
-                    self.body_kib.clone().acquire_many_owned(more),
-                )
-                .await;
-                let Ok(Ok(permit)) = acquired else {
-                    return false;
-                };
-                permit
-            }
+        let Some(permit) = take(&self.body_kib, more, deadline).await else {
+            return false;
         };
         match &mut admitted.body {
             Some(held) => held.merge(permit),
@@ -305,6 +282,27 @@ impl Limits {
         }
         admitted.body_kib = want;
         true
+    }
+}
+
+/// `n` permits of `semaphore`, waiting until `deadline`. Permits free now are
+/// taken without a timer: the usual case costs no timer entry. Taking them
+/// cannot overtake a request already waiting, since the semaphore hands freed
+/// permits to its waiters first.
+async fn take(
+    semaphore: &Arc<Semaphore>,
+    n: u32,
+    deadline: tokio::time::Instant,
+) -> Option<OwnedSemaphorePermit> {
+    match semaphore.clone().try_acquire_many_owned(n) {
+        Ok(permit) => Some(permit),
+        Err(TryAcquireError::Closed) => None,
+        Err(TryAcquireError::NoPermits) => {
+            tokio::time::timeout_at(deadline, semaphore.clone().acquire_many_owned(n))
+                .await
+                .ok()?
+                .ok()
+        }
     }
 }
 
@@ -755,7 +753,7 @@ async fn read_body(
     loop {
         // What is there already (the body's end, after a one-frame review) is
         // taken without a timer; only a wait is timed.
-        let next = match ready_now(body.frame()) {
+        let next = match body.frame().now_or_never() {
             Some(next) => next,
             None => match tokio::time::timeout_at(deadline, body.frame()).await {
                 Err(_) => return Err(BodyError::Timeout(timeout)),
@@ -779,17 +777,6 @@ async fn read_body(
             }
             read.push(data, capacity);
         }
-    }
-}
-
-/// `future`'s output if it has one at its first poll. A future left pending is
-/// dropped; it must be one that can be made again (`Body::frame`), and its
-/// next poll, with the task's waker, registers that instead of this no-op one.
-fn ready_now<F: Future>(future: F) -> Option<F::Output> {
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    match std::pin::pin!(future).poll(&mut cx) {
-        std::task::Poll::Ready(output) => Some(output),
-        std::task::Poll::Pending => None,
     }
 }
 
