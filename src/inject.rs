@@ -226,10 +226,36 @@ fn values(entries: &[Shared]) -> Vec<Value> {
     entries.iter().map(|e| e.value().clone()).collect()
 }
 
-/// `parent/token`: a JSON pointer one level down (`format!` costs more, and this
-/// runs for every entry of the patch).
+/// `parent/token`: a JSON pointer one level down. Written into a string of its
+/// final size: `format!` and `concat` cost more, and this runs for every entry
+/// of the patch.
 fn child(parent: &str, token: &str) -> String {
-    [parent, "/", token].concat()
+    let mut path = String::with_capacity(parent.len() + 1 + token.len());
+    path.push_str(parent);
+    path.push('/');
+    path.push_str(token);
+    path
+}
+
+/// `parent/i`: [`child`] for the index of a list's entry, without `format!`.
+fn child_at(parent: &str, i: usize) -> String {
+    // usize::MAX has 20 digits; they are found from the last.
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    let mut n = i;
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let mut path = String::with_capacity(parent.len() + 1 + digits.len() - start);
+    path.push_str(parent);
+    path.push('/');
+    path.extend(digits[start..].iter().map(|&d| char::from(d)));
+    path
 }
 
 /// The JSON pointer of [`INJECTED_ANNOTATION`] (its `/` escaped).
@@ -291,7 +317,7 @@ impl Plan {
                         .ops
                         .push(add(child(&containers_path, "-"), container())),
                     (Some((i, c)), None) => {
-                        let path = format!("{containers_path}/{i}");
+                        let path = child_at(&containers_path, i);
                         let c = as_object(c, &path)?;
                         self.mixed_mode_guard(c, &path);
                         self.entries(c, &path, "env", env, Key::Name, "env var")?;
@@ -600,5 +626,17 @@ mod tests {
             INJECTED_POINTER,
             format!("/metadata/annotations/{}", escape(INJECTED_ANNOTATION))
         );
+    }
+
+    #[test]
+    fn a_child_pointer_is_what_format_writes() {
+        for parent in ["", "/spec/containers", "/spec/template/spec/containers"] {
+            for token in ["", "-", "env", "tls.vespa.ai~1injected"] {
+                assert_eq!(child(parent, token), format!("{parent}/{token}"));
+            }
+            for i in [0, 1, 9, 10, 99, 100, 12_345, usize::MAX / 10, usize::MAX] {
+                assert_eq!(child_at(parent, i), format!("{parent}/{i}"), "{i}");
+            }
+        }
     }
 }
