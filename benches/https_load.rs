@@ -3,7 +3,9 @@
 //! certificate) that parses only `request.uid` and answers a constant allowed
 //! response, both driven by the same client in the same run.
 //!
-//! TLS 1.3, an ECDSA P-256 certificate, the ~10 KB Pod review of
+//! TLS 1.3 with the client offering what the apiserver (Go's `crypto/tls`) offers,
+//! AES-128-GCM-SHA256 first and an X25519 key share, an ECDSA P-256 certificate,
+//! the ~10 KB Pod review of
 //! `benches/support`. The server runs pinned to CPU 0 and this client to CPU 1
 //! (`taskset`, when there are two CPUs). Every scenario starts a fresh server, so
 //! its peak RSS (`VmHWM`) is that scenario's. Scenarios: keep-alive with 1, 4 and
@@ -703,8 +705,9 @@ fn client_config(ca: &Path) -> Result<rustls::ClientConfig> {
     for cert in CertificateDer::pem_file_iter(ca)? {
         roots.add(cert?)?;
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.cipher_suites = go_cipher_suites();
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_root_certificates(roots)
         .with_no_client_auth();
@@ -712,6 +715,24 @@ fn client_config(ca: &Path) -> Result<rustls::ClientConfig> {
     config.resumption = rustls::client::Resumption::disabled();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
+}
+
+/// The TLS 1.3 suites in the order the apiserver's client offers them: Go's
+/// `crypto/tls` on a CPU with AES instructions (`defaultCipherSuitesTLS13`:
+/// AES-128-GCM-SHA256 first). rustls offers AES-256-GCM-SHA384 first, and
+/// both servers take the client's first choice, so with rustls's order every
+/// handshake of the bench hashed with SHA-384, which no apiserver asks for:
+/// on the AMD EPYC VM ring's SHA-512 (without SHA extensions) was 9% of our
+/// server's CPU time per handshake review, SHA-256 (with them) 1%
+/// (docs/performance.md, "The client's cipher suites"). `connect` checks
+/// that the server took the first one.
+fn go_cipher_suites() -> Vec<rustls::SupportedCipherSuite> {
+    use rustls::crypto::ring::cipher_suite::*;
+    vec![
+        TLS13_AES_128_GCM_SHA256,
+        TLS13_AES_256_GCM_SHA384,
+        TLS13_CHACHA20_POLY1305_SHA256,
+    ]
 }
 
 type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
@@ -723,6 +744,10 @@ async fn connect(ctx: &Ctx) -> Result<Sender> {
         .connector
         .connect(ServerName::try_from("localhost")?, tcp)
         .await?;
+    let suite = tls.get_ref().1.negotiated_cipher_suite().map(|s| s.suite());
+    if suite != Some(rustls::CipherSuite::TLS13_AES_128_GCM_SHA256) {
+        bail!("the server chose {suite:?}, not the client's first cipher suite");
+    }
     let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
     tokio::spawn(async move {
         let _ = conn.await;
@@ -940,18 +965,20 @@ impl Server {
                 let mut s = connect(&ctx).await?;
                 review(&mut s, &ctx, true).await
             };
-            match tokio::time::timeout(Duration::from_secs(2), attempt).await {
+            let last = match tokio::time::timeout(Duration::from_secs(2), attempt).await {
                 Ok(Ok(())) => return Ok(server),
-                _ if Instant::now() > deadline => {
-                    server.stop();
-                    bail!(
-                        "{} did not answer within 15 s: {}",
-                        target.name(),
-                        tail(&f.log)
-                    );
-                }
-                _ => tokio::time::sleep(Duration::from_millis(50)).await,
+                Ok(Err(e)) => format!("{e:#}"),
+                Err(_) => "no answer within 2 s".to_string(),
+            };
+            if Instant::now() > deadline {
+                server.stop();
+                bail!(
+                    "{} did not answer within 15 s (last attempt: {last}): {}",
+                    target.name(),
+                    tail(&f.log)
+                );
             }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
@@ -1160,7 +1187,7 @@ mod report {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "HTTPS, {} byte Pod review, TLS 1.3, ECDSA P-256{}; medians of {} run(s)\n",
+            "HTTPS, {} byte Pod review, TLS 1.3 (AES-128-GCM-SHA256, X25519, as the apiserver offers), ECDSA P-256{}; medians of {} run(s)\n",
             env.body.len(),
             if env.pin {
                 ", server pinned to 1 core (client on the other)"

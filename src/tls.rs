@@ -267,6 +267,13 @@ impl CertStore {
     /// not set), so the two tickets of every handshake were encrypted records
     /// and cache entries no one used. A client that offers a session gets a
     /// full handshake.
+    ///
+    /// The client's order of cipher suites decides (rustls's default): the
+    /// apiserver (Go) offers AES-128-GCM-SHA256 first, whose key schedule
+    /// hashes with SHA-256, which ring computes with the CPU's SHA extensions;
+    /// rustls's own order would put AES-256-GCM-SHA384 first and make every
+    /// handshake hash with SHA-384, without them (docs/performance.md, "The
+    /// client's cipher suites").
     pub fn server_config(self: &Arc<Self>) -> Result<Arc<ServerConfig>, TlsError> {
         let mut config = ServerConfig::builder_with_provider(provider())
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])

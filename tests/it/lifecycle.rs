@@ -494,3 +494,59 @@ async fn no_session_is_resumed() {
         }
     }
 }
+
+/// The server takes the client's first cipher suite. The apiserver (Go's
+/// `crypto/tls`) offers AES-128-GCM-SHA256 first, whose key schedule hashes
+/// with SHA-256; a server that imposed rustls's own order would make every
+/// handshake hash with SHA-384 instead, which ring computes without the CPU's
+/// SHA extensions (docs/performance.md, "The client's cipher suites").
+#[tokio::test]
+async fn the_client_s_first_cipher_suite_is_taken() {
+    use rustls::CipherSuite::*;
+    use rustls::crypto::ring::cipher_suite as suite;
+    let h = Harness::start(Options::default()).await;
+    let orders = [
+        // Go on a CPU with AES instructions, as the apiserver.
+        vec![
+            suite::TLS13_AES_128_GCM_SHA256,
+            suite::TLS13_AES_256_GCM_SHA384,
+            suite::TLS13_CHACHA20_POLY1305_SHA256,
+        ],
+        // rustls's default order.
+        vec![
+            suite::TLS13_AES_256_GCM_SHA384,
+            suite::TLS13_AES_128_GCM_SHA256,
+            suite::TLS13_CHACHA20_POLY1305_SHA256,
+        ],
+        // Go without AES instructions.
+        vec![
+            suite::TLS13_CHACHA20_POLY1305_SHA256,
+            suite::TLS13_AES_128_GCM_SHA256,
+            suite::TLS13_AES_256_GCM_SHA384,
+        ],
+        // TLS 1.2, as an old client.
+        vec![
+            suite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+            suite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        ],
+    ];
+    let expected = [
+        TLS13_AES_128_GCM_SHA256,
+        TLS13_AES_256_GCM_SHA384,
+        TLS13_CHACHA20_POLY1305_SHA256,
+        TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+    ];
+    for (order, expected) in orders.into_iter().zip(expected) {
+        // A client speaking only the version of its first suite.
+        let versions = [order[0].version()];
+        let mut provider = rustls::crypto::ring::default_provider();
+        provider.cipher_suites = order;
+        let config = h.ca.client_config_with(provider, &versions);
+        let tls = h
+            .tls_connect_with(std::sync::Arc::new(config))
+            .await
+            .unwrap();
+        let chosen = tls.get_ref().1.negotiated_cipher_suite().map(|s| s.suite());
+        assert_eq!(chosen, Some(expected));
+    }
+}
