@@ -505,38 +505,44 @@ async fn the_client_s_first_cipher_suite_is_taken() {
     use rustls::CipherSuite::*;
     use rustls::crypto::ring::cipher_suite as suite;
     let h = Harness::start(Options::default()).await;
-    let orders = [
-        // Go on a CPU with AES instructions, as the apiserver.
-        vec![
-            suite::TLS13_AES_128_GCM_SHA256,
-            suite::TLS13_AES_256_GCM_SHA384,
-            suite::TLS13_CHACHA20_POLY1305_SHA256,
-        ],
-        // rustls's default order.
-        vec![
-            suite::TLS13_AES_256_GCM_SHA384,
-            suite::TLS13_AES_128_GCM_SHA256,
-            suite::TLS13_CHACHA20_POLY1305_SHA256,
-        ],
-        // Go without AES instructions.
-        vec![
-            suite::TLS13_CHACHA20_POLY1305_SHA256,
-            suite::TLS13_AES_128_GCM_SHA256,
-            suite::TLS13_AES_256_GCM_SHA384,
-        ],
-        // TLS 1.2, as an old client.
-        vec![
-            suite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
-            suite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
-        ],
+    let cases = [
+        (
+            "Go on a CPU with AES instructions, as the apiserver",
+            vec![
+                suite::TLS13_AES_128_GCM_SHA256,
+                suite::TLS13_AES_256_GCM_SHA384,
+                suite::TLS13_CHACHA20_POLY1305_SHA256,
+            ],
+            TLS13_AES_128_GCM_SHA256,
+        ),
+        (
+            "rustls's default order",
+            vec![
+                suite::TLS13_AES_256_GCM_SHA384,
+                suite::TLS13_AES_128_GCM_SHA256,
+                suite::TLS13_CHACHA20_POLY1305_SHA256,
+            ],
+            TLS13_AES_256_GCM_SHA384,
+        ),
+        (
+            "Go without AES instructions",
+            vec![
+                suite::TLS13_CHACHA20_POLY1305_SHA256,
+                suite::TLS13_AES_128_GCM_SHA256,
+                suite::TLS13_AES_256_GCM_SHA384,
+            ],
+            TLS13_CHACHA20_POLY1305_SHA256,
+        ),
+        (
+            "TLS 1.2, AES-128 first",
+            vec![
+                suite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+                suite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+            ],
+            TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+        ),
     ];
-    let expected = [
-        TLS13_AES_128_GCM_SHA256,
-        TLS13_AES_256_GCM_SHA384,
-        TLS13_CHACHA20_POLY1305_SHA256,
-        TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
-    ];
-    for (order, expected) in orders.into_iter().zip(expected) {
+    for (client, order, expected) in cases {
         // A client speaking only the version of its first suite.
         let versions = [order[0].version()];
         let mut provider = rustls::crypto::ring::default_provider();
@@ -547,6 +553,6 @@ async fn the_client_s_first_cipher_suite_is_taken() {
             .await
             .unwrap();
         let chosen = tls.get_ref().1.negotiated_cipher_suite().map(|s| s.suite());
-        assert_eq!(chosen, Some(expected));
+        assert_eq!(chosen, Some(expected), "{client}");
     }
 }
