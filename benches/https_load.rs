@@ -744,9 +744,10 @@ async fn connect(ctx: &Ctx) -> Result<Sender> {
         .connector
         .connect(ServerName::try_from("localhost")?, tcp)
         .await?;
+    let first = ctx.connector.config().crypto_provider().cipher_suites[0].suite();
     let suite = tls.get_ref().1.negotiated_cipher_suite().map(|s| s.suite());
-    if suite != Some(rustls::CipherSuite::TLS13_AES_128_GCM_SHA256) {
-        bail!("the server chose {suite:?}, not the client's first cipher suite");
+    if suite != Some(first) {
+        bail!("the server chose {suite:?}, not the client's first cipher suite ({first:?})");
     }
     let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
     tokio::spawn(async move {
@@ -1187,8 +1188,10 @@ mod report {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "HTTPS, {} byte Pod review, TLS 1.3 (AES-128-GCM-SHA256, X25519, as the apiserver offers), ECDSA P-256{}; medians of {} run(s)\n",
+            "HTTPS, {} byte Pod review, TLS 1.3 ({:?} and {:?} first, as the apiserver offers), ECDSA P-256{}; medians of {} run(s)\n",
             env.body.len(),
+            env.client.crypto_provider().cipher_suites[0].suite(),
+            env.client.crypto_provider().kx_groups[0].name(),
             if env.pin {
                 ", server pinned to 1 core (client on the other)"
             } else {
