@@ -1680,11 +1680,22 @@ mod apiserver {
         FloorPatch,
         /// vespa-tls-webhook.
         Ours,
+        /// vespa-tls-webhook again, under a webhook name of its own, for the
+        /// pods sent already injected: the apiserver times its calls per
+        /// webhook name ([`webhook_calls`]), so the two kinds of call are told
+        /// apart there.
+        OursInjected,
     }
 
     impl Route {
         /// [`Setup::namespaces`] and [`Setup::pods`] are in this order.
-        const ALL: [Route; 4] = [Route::None, Route::Floor, Route::FloorPatch, Route::Ours];
+        const ALL: [Route; 5] = [
+            Route::None,
+            Route::Floor,
+            Route::FloorPatch,
+            Route::Ours,
+            Route::OursInjected,
+        ];
 
         /// Its value of [`ROUTE_LABEL`], and the prefix of its webhooks' names.
         fn value(self) -> &'static str {
@@ -1693,6 +1704,7 @@ mod apiserver {
                 Route::Floor => "floor",
                 Route::FloorPatch => "floor-patch",
                 Route::Ours => "ours",
+                Route::OursInjected => "ours-injected",
             }
         }
 
@@ -1710,7 +1722,8 @@ mod apiserver {
                 Condition::Without | Condition::Preinjected => Route::None,
                 Condition::Floor => Route::Floor,
                 Condition::FloorPatch => Route::FloorPatch,
-                Condition::With | Condition::WithPreinjected => Route::Ours,
+                Condition::With => Route::Ours,
+                Condition::WithPreinjected => Route::OursInjected,
             }
         }
 
@@ -1920,6 +1933,7 @@ mod apiserver {
                 (Route::Floor, floors[NO_PATCH].port),
                 (Route::FloorPatch, floors[WITH_PATCH].port),
                 (Route::Ours, bound.addr.port()),
+                (Route::OursInjected, bound.addr.port()),
             ],
             &ca,
         )?;
@@ -2040,6 +2054,10 @@ mod apiserver {
             "The apiserver's own timing of its call to each webhook and of applying its answer (its webhook duration histogram), every run together: {}.",
             [
                 (Route::Ours, "vespa-tls-webhook"),
+                (
+                    Route::OursInjected,
+                    "vespa-tls-webhook on an already injected pod",
+                ),
                 (Route::Floor, "the no-op webhook"),
                 (Route::FloorPatch, "the no-op webhook returning our patch"),
             ]
@@ -2241,11 +2259,10 @@ mod apiserver {
             (answered as f64, sent as f64)
         };
         let reviews = [
-            (
-                "vespa-tls-webhook",
-                ours_after.1 - ours_before.1,
-                sent(Route::Ours),
-            ),
+            ("vespa-tls-webhook", ours_after.1 - ours_before.1, {
+                let (plain, injected) = (sent(Route::Ours), sent(Route::OursInjected));
+                (plain.0 + injected.0, plain.1 + injected.1)
+            }),
             (
                 "the floor server",
                 (floors_after[NO_PATCH] - floors_before[NO_PATCH]) as f64,
@@ -2407,7 +2424,7 @@ mod apiserver {
             Route::None => (false, None),
             Route::Floor => (false, Some(NO_PATCH)),
             Route::FloorPatch => (true, Some(WITH_PATCH)),
-            Route::Ours => (true, None),
+            Route::Ours | Route::OursInjected => (true, None),
         };
         let ns = &s.namespaces[route.index()];
         let deadline = Instant::now() + Duration::from_secs(60);
