@@ -2165,11 +2165,15 @@ mod apiserver {
         let mut injected_pod = None;
         for route in Route::ALL {
             let created = wait_ready(s, route).await?;
-            if route == Route::Ours {
+            // Injected in the namespace it is sent to: the injection names the
+            // namespace (its certificate's DNS names), so a pod injected in
+            // another one is not "already injected" there, and is patched.
+            if route == Route::OursInjected {
                 injected_pod = Some(preinjected(created)?);
             }
         }
-        let injected_pod = injected_pod.context("no pod from vespa-tls-webhook's namespace")?;
+        let injected_pod =
+            injected_pod.context("no pod from vespa-tls-webhook's already-injected namespace")?;
         let plain = pod("")?;
         let bodies: Vec<Pod> = Condition::ALL
             .iter()
@@ -2210,16 +2214,26 @@ mod apiserver {
                     .await
                     .map_err(|e| e.to_string())?;
                 let elapsed = u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX);
-                let injected = created
-                    .metadata
-                    .annotations
-                    .as_ref()
-                    .is_some_and(|a| a.contains_key("tls.vespa.ai/injected"));
-                if injected != c.stores_injected() {
+                let mark = |p: &Pod| {
+                    p.metadata
+                        .annotations
+                        .as_ref()
+                        .and_then(|a| a.get("tls.vespa.ai/injected").cloned())
+                };
+                let stored = mark(&created);
+                if stored.is_some() != c.stores_injected() {
                     return Err(format!(
                         "{} stored {} tls.vespa.ai/injected",
                         c.label(),
-                        if injected { "with" } else { "without" }
+                        if stored.is_some() { "with" } else { "without" }
+                    ));
+                }
+                // A pod sent injected is stored as sent: no webhook patched it.
+                if c.sends_injected() && stored != mark(&pod) {
+                    return Err(format!(
+                        "{}: tls.vespa.ai/injected {stored:?} stored, {:?} sent",
+                        c.label(),
+                        mark(&pod)
                     ));
                 }
                 Ok(elapsed)
