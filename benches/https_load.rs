@@ -1708,6 +1708,7 @@ mod apiserver {
             }
         }
 
+        /// Its place in [`Route::ALL`], and in every per-route list.
         fn index(self) -> usize {
             Route::ALL.iter().position(|r| *r == self).unwrap_or(0)
         }
@@ -1725,6 +1726,11 @@ mod apiserver {
                 Condition::With => Route::Ours,
                 Condition::WithPreinjected => Route::OursInjected,
             }
+        }
+
+        /// Its place in [`Condition::ALL`], and in every per-condition list.
+        fn index(self) -> usize {
+            Condition::ALL.iter().position(|c| *c == self).unwrap_or(0)
         }
 
         /// Whether the pod sent is the injected one.
@@ -1997,7 +2003,6 @@ mod apiserver {
         // The median over the runs of a figure of each run.
         let over_runs =
             |f: &dyn Fn(&Measured) -> f64| median(runs_measured.iter().map(f).collect());
-        let index = |c: Condition| Condition::ALL.iter().position(|x| *x == c).unwrap_or(0);
         println!(
             "\nPod creations through kube-apiserver ($KUBECONFIG) at {rate}/s (open loop), {runs} runs of {pods} per condition, the six conditions interleaved (each cycle of six creations in a new random order), every namespace labelled tls.vespa.ai/injection=enabled; plain pod {plain_bytes} bytes, injected {injected_bytes} bytes. p50 and p99 are the medians of the runs'; \"p99 all\" is the p99 of every run's creations together. Connections the apiserver opened to the floor servers: {floor_connections} for {floor_reviews} reviews; to vespa-tls-webhook: {our_connections} for {our_reviews} reviews.\n",
         );
@@ -2015,7 +2020,7 @@ mod apiserver {
                 runs_measured.iter().map(|m| m.errors[i]).sum::<usize>(),
             );
         }
-        let all = |c: Condition, q: f64| p(&pooled[index(c)], q);
+        let all = |c: Condition, q: f64| p(&pooled[c.index()], q);
         let added = all(Condition::With, 0.99) - all(Condition::Without, 0.99);
         let per_run = |c: Condition, base: Condition, q: f64| {
             runs_measured
@@ -2023,7 +2028,7 @@ mod apiserver {
                 .map(|m| {
                     format!(
                         "{:+.2}",
-                        p(&m.latencies[index(c)], q) - p(&m.latencies[index(base)], q)
+                        p(&m.latencies[c.index()], q) - p(&m.latencies[base.index()], q)
                     )
                 })
                 .collect::<Vec<_>>()
@@ -2036,8 +2041,8 @@ mod apiserver {
         println!(
             "Per run: {} ms; between the medians of the runs' p99: {:+.2} ms.",
             per_run(Condition::With, Condition::Without, 0.99),
-            over_runs(&|m| p(&m.latencies[index(Condition::With)], 0.99))
-                - over_runs(&|m| p(&m.latencies[index(Condition::Without)], 0.99)),
+            over_runs(&|m| p(&m.latencies[Condition::With.index()], 0.99))
+                - over_runs(&|m| p(&m.latencies[Condition::Without.index()], 0.99)),
         );
         println!(
             "vespa-tls-webhook's own time per review (its /metrics histogram, request read to response written), per run: {} ms mean.",
@@ -2114,12 +2119,7 @@ mod apiserver {
                 percentile_ms(v, 0.99)
             );
         }
-        let at = |c: Condition| {
-            Condition::ALL
-                .iter()
-                .position(|x| *x == c)
-                .map_or(f64::NAN, |i| percentile_ms(&m.latencies[i], 0.99))
-        };
+        let at = |c: Condition| percentile_ms(&m.latencies[c.index()], 0.99);
         println!(
             "run {run}: vespa-tls-webhook added {:+.2} ms at p99",
             at(Condition::With) - at(Condition::Without)
