@@ -1712,6 +1712,20 @@ mod apiserver {
         fn index(self) -> usize {
             Route::ALL.iter().position(|r| *r == self).unwrap_or(0)
         }
+
+        /// Its floor server, an index into [`Setup::floors`].
+        fn floor(self) -> Option<usize> {
+            match self {
+                Route::Floor => Some(NO_PATCH),
+                Route::FloorPatch => Some(WITH_PATCH),
+                Route::None | Route::Ours | Route::OursInjected => None,
+            }
+        }
+
+        /// Whether a plain pod sent to its namespace is stored injected.
+        fn injects(self) -> bool {
+            matches!(self, Route::FloorPatch | Route::Ours | Route::OursInjected)
+        }
     }
 
     /// The namespace label that routes a namespace's pods to one webhook.
@@ -1741,7 +1755,7 @@ mod apiserver {
         /// Whether the pod the apiserver stores is injected: what a creation
         /// that went to the wrong webhook (or none) gets wrong.
         fn stores_injected(self) -> bool {
-            !matches!(self, Condition::Without | Condition::Floor)
+            self.sends_injected() || self.route().injects()
         }
     }
 
@@ -2272,6 +2286,11 @@ mod apiserver {
             }
             (answered as f64, sent as f64)
         };
+        let floor_delta = |route: Route| {
+            route
+                .floor()
+                .map_or(0.0, |f| (floors_after[f] - floors_before[f]) as f64)
+        };
         let reviews = [
             ("vespa-tls-webhook", ours_after.1 - ours_before.1, {
                 let (plain, injected) = (sent(Route::Ours), sent(Route::OursInjected));
@@ -2279,12 +2298,12 @@ mod apiserver {
             }),
             (
                 "the floor server",
-                (floors_after[NO_PATCH] - floors_before[NO_PATCH]) as f64,
+                floor_delta(Route::Floor),
                 sent(Route::Floor),
             ),
             (
                 "the floor server with our patch",
-                (floors_after[WITH_PATCH] - floors_before[WITH_PATCH]) as f64,
+                floor_delta(Route::FloorPatch),
                 sent(Route::FloorPatch),
             ),
         ];
@@ -2434,12 +2453,7 @@ mod apiserver {
     /// injected or not as `route` says, and of the floor servers the one of
     /// `route` is called and no other. Returns the last pod created.
     async fn wait_ready(s: &Setup, route: Route) -> Result<Pod> {
-        let (injected, floor_wanted) = match route {
-            Route::None => (false, None),
-            Route::Floor => (false, Some(NO_PATCH)),
-            Route::FloorPatch => (true, Some(WITH_PATCH)),
-            Route::Ours | Route::OursInjected => (true, None),
-        };
+        let (injected, floor_wanted) = (route.injects(), route.floor());
         let ns = &s.namespaces[route.index()];
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut settled = 0;
