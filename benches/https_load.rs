@@ -1583,6 +1583,11 @@ mod apiserver {
         /// The floor server in place of the webhook (answers "allowed", no
         /// patch): what calling any webhook costs the apiserver.
         Floor,
+        /// The floor server answering with one operation of vespa-tls-webhook's
+        /// patch, the one that adds the `tls.vespa.ai/injected` annotation
+        /// ([`annotation_alone`]): what applying any patch costs the apiserver,
+        /// whatever it carries.
+        FloorAnnotation,
         /// The floor server answering with vespa-tls-webhook's patch (computed
         /// once with the library, served by a floor process of its own): what
         /// applying the patch costs the apiserver.
@@ -1600,9 +1605,10 @@ mod apiserver {
 
     impl Condition {
         /// The order of the table's rows.
-        const ALL: [Condition; 6] = [
+        const ALL: [Condition; 7] = [
             Condition::Without,
             Condition::Floor,
+            Condition::FloorAnnotation,
             Condition::FloorPatch,
             Condition::Preinjected,
             Condition::With,
@@ -1613,6 +1619,7 @@ mod apiserver {
             match self {
                 Condition::Without => "no webhook (baseline)",
                 Condition::Floor => "no-op webhook (floor server)",
+                Condition::FloorAnnotation => "floor server returning our annotation alone",
                 Condition::FloorPatch => "floor server returning our patch",
                 Condition::Preinjected => "no webhook, pod already injected",
                 Condition::With => "vespa-tls-webhook",
@@ -1624,14 +1631,17 @@ mod apiserver {
     /// `apiserver [--rate N] [--pods N] [--runs N] [--server PATH]`: pod
     /// creations at `--rate` a second (20; all conditions together) through the
     /// apiserver of `$KUBECONFIG`, `--pods` (600) per condition of
-    /// [`Condition`] in each of `--runs` (3) runs, the six interleaved (see
+    /// [`Condition`] in each of `--runs` (3) runs, the seven interleaved (see
     /// [`schedule`]). The table gives each condition's median of the runs' p50
     /// and p99, and the p99 of every run's creations together ("p99 all"),
     /// which the target line reads: a p99 of 600 creations is their sixth
     /// slowest, moved by a single pause of the VM, one of 1,800 their
     /// eighteenth. The webhooks are the deploy
-    /// configuration pointed at a local `serve --kubeconfig` and at the two
+    /// configuration pointed at a local `serve --kubeconfig` and at the three
     /// floor servers, each selecting a namespace of its own ([`Route`]).
+    /// Since 2026-12-01 (session 27) one floor server returns the annotation
+    /// of our patch alone, so that the table tells what any patch costs the
+    /// apiserver from what ours carries.
     ///
     /// Until 2026-12-01 the conditions ran one after another, in alternating
     /// rounds of 300 creations, switching the registration between rounds: a
@@ -1676,6 +1686,8 @@ mod apiserver {
         None,
         /// The floor server without a patch.
         Floor,
+        /// The floor server returning our patch's annotation alone.
+        FloorAnnotation,
         /// The floor server returning our patch.
         FloorPatch,
         /// vespa-tls-webhook.
@@ -1689,9 +1701,10 @@ mod apiserver {
 
     impl Route {
         /// [`Setup::namespaces`] and [`Setup::pods`] are in this order.
-        const ALL: [Route; 5] = [
+        const ALL: [Route; 6] = [
             Route::None,
             Route::Floor,
+            Route::FloorAnnotation,
             Route::FloorPatch,
             Route::Ours,
             Route::OursInjected,
@@ -1702,6 +1715,7 @@ mod apiserver {
             match self {
                 Route::None => "none",
                 Route::Floor => "floor",
+                Route::FloorAnnotation => "floor-annotation",
                 Route::FloorPatch => "floor-patch",
                 Route::Ours => "ours",
                 Route::OursInjected => "ours-injected",
@@ -1717,14 +1731,20 @@ mod apiserver {
         fn floor(self) -> Option<usize> {
             match self {
                 Route::Floor => Some(NO_PATCH),
+                Route::FloorAnnotation => Some(ANNOTATION_ALONE),
                 Route::FloorPatch => Some(WITH_PATCH),
                 Route::None | Route::Ours | Route::OursInjected => None,
             }
         }
 
-        /// Whether a plain pod sent to its namespace is stored injected.
+        /// Whether a plain pod sent to its namespace is stored with the
+        /// `tls.vespa.ai/injected` annotation (injected, or with that
+        /// annotation alone).
         fn injects(self) -> bool {
-            matches!(self, Route::FloorPatch | Route::Ours | Route::OursInjected)
+            matches!(
+                self,
+                Route::FloorAnnotation | Route::FloorPatch | Route::Ours | Route::OursInjected
+            )
         }
     }
 
@@ -1736,6 +1756,7 @@ mod apiserver {
             match self {
                 Condition::Without | Condition::Preinjected => Route::None,
                 Condition::Floor => Route::Floor,
+                Condition::FloorAnnotation => Route::FloorAnnotation,
                 Condition::FloorPatch => Route::FloorPatch,
                 Condition::With => Route::Ours,
                 Condition::WithPreinjected => Route::OursInjected,
@@ -1765,9 +1786,9 @@ mod apiserver {
         namespaces: Vec<String>,
         /// The pods of each namespace, in [`Route::ALL`] order.
         pods: Vec<Api<Pod>>,
-        /// The floor server without and with our patch, each a process of its
-        /// own, as ours is.
-        floors: [FloorProcess; 2],
+        /// The floor server without a patch, with our annotation alone and
+        /// with our patch, each a process of its own, as ours is.
+        floors: [FloorProcess; 3],
         /// Our server's plain-HTTP /metrics port.
         metrics_port: u16,
     }
@@ -1776,6 +1797,8 @@ mod apiserver {
     const NO_PATCH: usize = 0;
     /// Index into [`Setup::floors`].
     const WITH_PATCH: usize = 1;
+    /// Index into [`Setup::floors`].
+    const ANNOTATION_ALONE: usize = 2;
 
     /// `https_load floor-server` as a child process, like the product: both
     /// pay for being woken as a process of their own (until `c474a0e` the
@@ -1901,9 +1924,11 @@ mod apiserver {
         let certs = vespa_tls_webhook::dev::write_certs(dir.path())?;
         let ca = std::fs::read_to_string(&certs.ca)?;
 
-        // The floor server without and with our patch, each a process of its
-        // own counting what the apiserver sends it.
+        // The floor server without a patch, with our patch and with its
+        // annotation alone, each a process of its own counting what the
+        // apiserver sends it.
         let patch = our_patch(&names[Route::FloorPatch.index()])?;
+        let annotation = annotation_alone(&patch)?;
         let floors = [
             FloorProcess::start(dir.path(), "floor", &certs.cert, &certs.key, None).await?,
             FloorProcess::start(
@@ -1912,6 +1937,14 @@ mod apiserver {
                 &certs.cert,
                 &certs.key,
                 Some(&patch),
+            )
+            .await?,
+            FloorProcess::start(
+                dir.path(),
+                "floor-annotation",
+                &certs.cert,
+                &certs.key,
+                Some(&annotation),
             )
             .await?,
         ];
@@ -1951,6 +1984,7 @@ mod apiserver {
         let config = registration(
             &[
                 (Route::Floor, floors[NO_PATCH].port),
+                (Route::FloorAnnotation, floors[ANNOTATION_ALONE].port),
                 (Route::FloorPatch, floors[WITH_PATCH].port),
                 (Route::Ours, bound.addr.port()),
                 (Route::OursInjected, bound.addr.port()),
@@ -2018,7 +2052,9 @@ mod apiserver {
         let over_runs =
             |f: &dyn Fn(&Measured) -> f64| median(runs_measured.iter().map(f).collect());
         println!(
-            "\nPod creations through kube-apiserver ($KUBECONFIG) at {rate}/s (open loop), {runs} runs of {pods} per condition, the six conditions interleaved (each cycle of six creations in a new random order), every namespace labelled tls.vespa.ai/injection=enabled; plain pod {plain_bytes} bytes, injected {injected_bytes} bytes. p50 and p99 are the medians of the runs'; \"p99 all\" is the p99 of every run's creations together. Connections the apiserver opened to the floor servers: {floor_connections} for {floor_reviews} reviews; to vespa-tls-webhook: {our_connections} for {our_reviews} reviews.\n",
+            "\nPod creations through kube-apiserver ($KUBECONFIG) at {rate}/s (open loop), {runs} runs of {pods} per condition, the {} conditions interleaved (each cycle of {} creations in a new random order), every namespace labelled tls.vespa.ai/injection=enabled; plain pod {plain_bytes} bytes, injected {injected_bytes} bytes. p50 and p99 are the medians of the runs'; \"p99 all\" is the p99 of every run's creations together. Connections the apiserver opened to the floor servers: {floor_connections} for {floor_reviews} reviews; to vespa-tls-webhook: {our_connections} for {our_reviews} reviews.\n",
+            Condition::ALL.len(),
+            Condition::ALL.len(),
         );
         println!("| condition | pods | p50 ms | p99 ms | p99 all ms | max ms | failed |");
         println!("|---|---:|---:|---:|---:|---:|---:|");
@@ -2078,6 +2114,10 @@ mod apiserver {
                     "vespa-tls-webhook on an already injected pod",
                 ),
                 (Route::Floor, "the no-op webhook"),
+                (
+                    Route::FloorAnnotation,
+                    "the no-op webhook returning our annotation alone",
+                ),
                 (Route::FloorPatch, "the no-op webhook returning our patch"),
             ]
             .iter()
@@ -2109,9 +2149,10 @@ mod apiserver {
         for q in [0.5, 0.99] {
             let d = |c: Condition| all(c, q) - all(Condition::Without, q);
             println!(
-                "p{}, every run together: over the baseline, a no-op webhook adds {:.2} ms, a no-op webhook returning our patch {:.2} ms, storing the injected pod {:.2} ms, vespa-tls-webhook {:.2} ms; vespa-tls-webhook on an already injected pod {:.2} ms over creating it without a webhook (per run {} ms).",
+                "p{}, every run together: over the baseline, a no-op webhook adds {:.2} ms, a no-op webhook returning our annotation alone {:.2} ms, a no-op webhook returning our patch {:.2} ms, storing the injected pod {:.2} ms, vespa-tls-webhook {:.2} ms; vespa-tls-webhook on an already injected pod {:.2} ms over creating it without a webhook (per run {} ms).",
                 q * 100.0,
                 d(Condition::Floor),
+                d(Condition::FloorAnnotation),
                 d(Condition::FloorPatch),
                 d(Condition::Preinjected),
                 d(Condition::With),
@@ -2302,6 +2343,11 @@ mod apiserver {
                 sent(Route::Floor),
             ),
             (
+                "the floor server with our annotation alone",
+                floor_delta(Route::FloorAnnotation),
+                sent(Route::FloorAnnotation),
+            ),
+            (
                 "the floor server with our patch",
                 floor_delta(Route::FloorPatch),
                 sent(Route::FloorPatch),
@@ -2489,12 +2535,14 @@ mod apiserver {
         }
     }
 
-    /// Reviews each floor server has answered so far.
-    async fn floor_reviews(s: &Setup) -> Result<[u64; 2]> {
-        Ok([
-            s.floors[NO_PATCH].counters().await?.0,
-            s.floors[WITH_PATCH].counters().await?.0,
-        ])
+    /// Reviews each floor server has answered so far, in [`Setup::floors`]
+    /// order.
+    async fn floor_reviews(s: &Setup) -> Result<Vec<u64>> {
+        let mut reviews = Vec::with_capacity(s.floors.len());
+        for floor in &s.floors {
+            reviews.push(floor.counters().await?.0);
+        }
+        Ok(reviews)
     }
 
     /// The patch vespa-tls-webhook answers for the bench pod (base64, as in the
@@ -2519,6 +2567,27 @@ mod apiserver {
             .and_then(Value::as_str)
             .map(str::to_owned)
             .with_context(|| format!("no patch in {response}"))
+    }
+
+    /// Of `patch` (base64, as [`our_patch`] returns it), the operations on
+    /// `/metadata/annotations` alone, base64 again: for a pod without
+    /// annotations, the one that adds `tls.vespa.ai/injected`.
+    fn annotation_alone(patch: &str) -> Result<String> {
+        use base64::Engine;
+        use base64::engine::general_purpose::STANDARD;
+        let ops: Vec<Value> = serde_json::from_slice(&STANDARD.decode(patch)?)?;
+        let kept: Vec<&Value> = ops
+            .iter()
+            .filter(|op| {
+                op["path"]
+                    .as_str()
+                    .is_some_and(|p| p.starts_with("/metadata/annotations"))
+            })
+            .collect();
+        if kept.is_empty() || kept.len() == ops.len() {
+            bail!("our patch has no operation on /metadata/annotations beside others: {ops:?}");
+        }
+        Ok(STANDARD.encode(serde_json::to_vec(&kept)?))
     }
 
     /// One MutatingWebhookConfiguration under the bench's own name: for each
