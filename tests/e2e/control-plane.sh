@@ -28,6 +28,9 @@
 #                   (default ${TMPDIR:-/tmp}/vespa-tls-webhook-control-plane)
 #   VTW_UP_TIMEOUT  seconds to wait for etcd / apiserver readiness (120)
 #   VTW_KEEP_BUILD  set to 1 to keep the kubernetes source tree after a build
+#   VTW_APISERVER_PROFILING  set to 1 to serve kube-apiserver's /debug/pprof
+#                   (off by default; docs/performance.md profiles what a webhook's
+#                   patch costs the apiserver with it)
 set -euo pipefail
 
 K8S_VERSION=1.20.2
@@ -38,6 +41,11 @@ APISERVER_DIR="$CACHE_DIR/kube-apiserver-$K8S_VERSION"
 APISERVER_BIN="$APISERVER_DIR/kube-apiserver"
 STATE_DIR=${VTW_STATE_DIR:-${TMPDIR:-/tmp}/vespa-tls-webhook-control-plane}
 STATE_MARKER="$STATE_DIR/.vespa-tls-webhook-control-plane"
+case ${VTW_APISERVER_PROFILING:-0} in
+  0) APISERVER_PROFILING=false ;;
+  1) APISERVER_PROFILING=true ;;
+  *) printf '[control-plane] ERROR: VTW_APISERVER_PROFILING must be 0 or 1, not %s\n' "'$VTW_APISERVER_PROFILING'" >&2; exit 2 ;;
+esac
 UP_TIMEOUT=${VTW_UP_TIMEOUT:-120}
 CRDS=(vespasets.k8s.ai.vespa issuers.cert-manager.io clusterissuers.cert-manager.io certificates.cert-manager.io)
 
@@ -426,7 +434,7 @@ start_apiserver() {
       --service-cluster-ip-range=10.0.0.0/24 \
       --etcd-servers="http://127.0.0.1:$etcd_port" \
       --allow-privileged=true \
-      --profiling=false \
+      --profiling="$APISERVER_PROFILING" \
       --v=1
 }
 
