@@ -1778,6 +1778,13 @@ mod apiserver {
         fn stores_injected(self) -> bool {
             self.sends_injected() || self.route().injects()
         }
+
+        /// Whether the pod is stored with volumes it was not sent with: only
+        /// a plain pod patched with our whole patch. The annotation alone
+        /// leaves the spec as sent, and a pod sent injected gets no patch.
+        fn gains_volumes(self) -> bool {
+            matches!(self, Condition::FloorPatch | Condition::With)
+        }
     }
 
     struct Setup {
@@ -2281,6 +2288,22 @@ mod apiserver {
                         "{} stored {} tls.vespa.ai/injected",
                         c.label(),
                         if stored.is_some() { "with" } else { "without" }
+                    ));
+                }
+                // Only our whole patch adds volumes (the annotation alone must
+                // not: it stands for a patch that carries nothing else).
+                let volumes = |p: &Pod| {
+                    p.spec
+                        .as_ref()
+                        .and_then(|s| s.volumes.as_ref())
+                        .map(|v| v.iter().map(|v| v.name.clone()).collect::<Vec<_>>())
+                        .unwrap_or_default()
+                };
+                let (kept, sent) = (volumes(&created), volumes(&pod));
+                if (kept != sent) != c.gains_volumes() {
+                    return Err(format!(
+                        "{}: volumes {kept:?} stored, {sent:?} sent",
+                        c.label()
                     ));
                 }
                 // A pod sent injected is stored as sent: no webhook patched it.
