@@ -1639,8 +1639,8 @@ mod apiserver {
     /// eighteenth. The webhooks are the deploy
     /// configuration pointed at a local `serve --kubeconfig` and at the three
     /// floor servers, each selecting a namespace of its own ([`Route`]).
-    /// Since 2026-12-01 (session 27) one floor server returns the annotation
-    /// of our patch alone, so that the table tells what any patch costs the
+    /// Since `e56f935` one floor server returns the annotation of our patch
+    /// alone, so that the table tells what any patch costs the
     /// apiserver from what ours carries.
     ///
     /// Until 2026-12-01 the conditions ran one after another, in alternating
@@ -1725,6 +1725,18 @@ mod apiserver {
         /// Its place in [`Route::ALL`], and in every per-route list.
         fn index(self) -> usize {
             Route::ALL.iter().position(|r| *r == self).unwrap_or(0)
+        }
+
+        /// The server behind it, as the summary lines name it.
+        fn server(self) -> &'static str {
+            match self {
+                Route::None => "no webhook",
+                Route::Floor => "the no-op webhook",
+                Route::FloorAnnotation => "the no-op webhook returning our annotation alone",
+                Route::FloorPatch => "the no-op webhook returning our patch",
+                Route::Ours => "vespa-tls-webhook",
+                Route::OursInjected => "vespa-tls-webhook on an already injected pod",
+            }
         }
 
         /// Its floor server, an index into [`Setup::floors`].
@@ -2114,38 +2126,28 @@ mod apiserver {
         );
         println!(
             "The apiserver's own timing of its call to each webhook and of applying its answer (its webhook duration histogram), every run together: {}.",
-            [
-                (Route::Ours, "vespa-tls-webhook"),
-                (
-                    Route::OursInjected,
-                    "vespa-tls-webhook on an already injected pod",
-                ),
-                (Route::Floor, "the no-op webhook"),
-                (
-                    Route::FloorAnnotation,
-                    "the no-op webhook returning our annotation alone",
-                ),
-                (Route::FloorPatch, "the no-op webhook returning our patch"),
-            ]
-            .iter()
-            .map(|(r, label)| {
-                let mut c = [0.0; 4];
-                for m in &runs_measured {
-                    for (sum, x) in c.iter_mut().zip(m.calls[r.index()]) {
-                        *sum += x;
+            Route::ALL
+                .iter()
+                .filter(|r| **r != Route::None)
+                .map(|r| {
+                    let mut c = [0.0; 4];
+                    for m in &runs_measured {
+                        for (sum, x) in c.iter_mut().zip(m.calls[r.index()]) {
+                            *sum += x;
+                        }
                     }
-                }
-                let n = c[0].max(1.0);
-                format!(
-                    "{label} {:.0} calls, {:.2} ms mean, {:.1}% over 5 ms, {:.2}% over 25 ms",
-                    c[0],
-                    c[1] / n * 1e3,
-                    (c[0] - c[2]) / n * 100.0,
-                    (c[0] - c[3]) / n * 100.0
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("; ")
+                    let n = c[0].max(1.0);
+                    format!(
+                        "{} {:.0} calls, {:.2} ms mean, {:.1}% over 5 ms, {:.2}% over 25 ms",
+                        r.server(),
+                        c[0],
+                        c[1] / n * 1e3,
+                        (c[0] - c[2]) / n * 100.0,
+                        (c[0] - c[3]) / n * 100.0
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
         );
         println!(
             "vespa-tls-webhook beside a no-op webhook returning the same patch (what any webhook making this change costs), every run together: {:+.2} ms at p50, {:+.2} ms at p99 (per run at p50: {} ms).",
@@ -2355,28 +2357,16 @@ mod apiserver {
                 .floor()
                 .map_or(0.0, |f| (floors_after[f] - floors_before[f]) as f64)
         };
-        let reviews = [
-            ("vespa-tls-webhook", ours_after.1 - ours_before.1, {
-                let (plain, injected) = (sent(Route::Ours), sent(Route::OursInjected));
-                (plain.0 + injected.0, plain.1 + injected.1)
-            }),
-            (
-                "the floor server",
-                floor_delta(Route::Floor),
-                sent(Route::Floor),
-            ),
-            (
-                "the floor server with our annotation alone",
-                floor_delta(Route::FloorAnnotation),
-                sent(Route::FloorAnnotation),
-            ),
-            (
-                "the floor server with our patch",
-                floor_delta(Route::FloorPatch),
-                sent(Route::FloorPatch),
-            ),
-        ];
-        for (name, got, (answered, sent)) in reviews {
+        // Ours serves two routes; each floor server one.
+        let ours = ("vespa-tls-webhook", ours_after.1 - ours_before.1, {
+            let (plain, injected) = (sent(Route::Ours), sent(Route::OursInjected));
+            (plain.0 + injected.0, plain.1 + injected.1)
+        });
+        let floors = Route::ALL
+            .iter()
+            .filter(|r| r.floor().is_some())
+            .map(|r| (r.server(), floor_delta(*r), sent(*r)));
+        for (name, got, (answered, sent)) in std::iter::once(ours).chain(floors) {
             if got < answered || got > sent {
                 bail!(
                     "{name} was sent {got} reviews, for {answered} creations of its conditions that succeeded of {sent}"
