@@ -85,7 +85,7 @@ fn bench(c: &mut Criterion) {
         g.bench_function("full", |b| {
             b.iter(|| full(black_box(&body), &policy, &memo, &ns))
         });
-        // Where the time goes (README "Where the time goes"): our reading of the
+        // Where the time goes (docs/performance.md, "Where the time goes"): our reading of the
         // review alone, beside the floor server's.
         g.bench_function("parse", |b| {
             b.iter(|| parse_review_for(Endpoint::Mutate, black_box(&body)).is_ok())

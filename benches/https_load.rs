@@ -1739,25 +1739,39 @@ mod apiserver {
             }
         }
 
-        /// Its floor server, an index into [`Setup::floors`].
-        fn floor(self) -> Option<usize> {
+        /// What its floor server answers, if a floor server is behind it:
+        /// [`run`] starts one floor process for each such route.
+        fn floor(self) -> Option<FloorAnswer> {
             match self {
-                Route::Floor => Some(NO_PATCH),
-                Route::FloorAnnotation => Some(ANNOTATION_ALONE),
-                Route::FloorPatch => Some(WITH_PATCH),
+                Route::Floor => Some(FloorAnswer::Allowed),
+                Route::FloorAnnotation => Some(FloorAnswer::AnnotationAlone),
+                Route::FloorPatch => Some(FloorAnswer::OurPatch),
                 Route::None | Route::Ours | Route::OursInjected => None,
             }
         }
 
         /// Whether a plain pod sent to its namespace is stored with the
-        /// `tls.vespa.ai/injected` annotation (injected, or with that
-        /// annotation alone).
-        fn injects(self) -> bool {
-            matches!(
-                self,
-                Route::FloorAnnotation | Route::FloorPatch | Route::Ours | Route::OursInjected
-            )
+        /// `tls.vespa.ai/injected` annotation: injected by ours, or patched by
+        /// a floor server with our patch or its annotation alone.
+        fn stores_annotation(self) -> bool {
+            match self.floor() {
+                Some(answer) => answer != FloorAnswer::Allowed,
+                None => matches!(self, Route::Ours | Route::OursInjected),
+            }
         }
+    }
+
+    /// What a floor server answers the apiserver: always "allowed", with
+    /// a patch or without.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum FloorAnswer {
+        /// No patch: a no-op webhook.
+        Allowed,
+        /// The operation of our patch that adds the `tls.vespa.ai/injected`
+        /// annotation, alone ([`annotation_alone`]).
+        AnnotationAlone,
+        /// Exactly our patch ([`our_patch`]).
+        OurPatch,
     }
 
     /// The namespace label that routes a namespace's pods to one webhook.
@@ -1788,7 +1802,7 @@ mod apiserver {
         /// Whether the pod the apiserver stores is injected: what a creation
         /// that went to the wrong webhook (or none) gets wrong.
         fn stores_injected(self) -> bool {
-            self.sends_injected() || self.route().injects()
+            self.sends_injected() || self.route().stores_annotation()
         }
 
         /// Whether the pod is stored with volumes it was not sent with: only
@@ -1805,19 +1819,12 @@ mod apiserver {
         namespaces: Vec<String>,
         /// The pods of each namespace, in [`Route::ALL`] order.
         pods: Vec<Api<Pod>>,
-        /// The floor server without a patch, with our annotation alone and
-        /// with our patch, each a process of its own, as ours is.
-        floors: [FloorProcess; 3],
+        /// A floor server for each route that has one ([`Route::floor`]), in
+        /// [`Route::ALL`] order, each a process of its own, as ours is.
+        floors: Vec<(Route, FloorProcess)>,
         /// Our server's plain-HTTP /metrics port.
         metrics_port: u16,
     }
-
-    /// Index into [`Setup::floors`].
-    const NO_PATCH: usize = 0;
-    /// Index into [`Setup::floors`].
-    const WITH_PATCH: usize = 1;
-    /// Index into [`Setup::floors`].
-    const ANNOTATION_ALONE: usize = 2;
 
     /// `https_load floor-server` as a child process, like the product: both
     /// pay for being woken as a process of their own (until `c474a0e` the
@@ -1943,30 +1950,25 @@ mod apiserver {
         let certs = vespa_tls_webhook::dev::write_certs(dir.path())?;
         let ca = std::fs::read_to_string(&certs.ca)?;
 
-        // The floor server without a patch, with our patch and with its
-        // annotation alone, each a process of its own counting what the
-        // apiserver sends it.
+        // A floor server for each route that has one, each a process of its
+        // own counting what the apiserver sends it.
         let patch = our_patch(&names[Route::FloorPatch.index()])?;
         let annotation = annotation_alone(&patch)?;
-        let floors = [
-            FloorProcess::start(dir.path(), "floor", &certs.cert, &certs.key, None).await?,
-            FloorProcess::start(
-                dir.path(),
-                "floor-patch",
-                &certs.cert,
-                &certs.key,
-                Some(&patch),
-            )
-            .await?,
-            FloorProcess::start(
-                dir.path(),
-                "floor-annotation",
-                &certs.cert,
-                &certs.key,
-                Some(&annotation),
-            )
-            .await?,
-        ];
+        let mut floors = Vec::new();
+        for route in Route::ALL {
+            let Some(answer) = route.floor() else {
+                continue;
+            };
+            let answer = match answer {
+                FloorAnswer::Allowed => None,
+                FloorAnswer::AnnotationAlone => Some(annotation.as_str()),
+                FloorAnswer::OurPatch => Some(patch.as_str()),
+            };
+            let floor =
+                FloorProcess::start(dir.path(), route.value(), &certs.cert, &certs.key, answer)
+                    .await?;
+            floors.push((route, floor));
+        }
 
         // The webhook, reading namespaces from the same apiserver; it binds
         // port 0 and says which ports it got in its log.
@@ -2000,16 +2002,12 @@ mod apiserver {
                 )
             })?
             .port();
-        let config = registration(
-            &[
-                (Route::Floor, floors[NO_PATCH].port),
-                (Route::FloorAnnotation, floors[ANNOTATION_ALONE].port),
-                (Route::FloorPatch, floors[WITH_PATCH].port),
-                (Route::Ours, bound.addr.port()),
-                (Route::OursInjected, bound.addr.port()),
-            ],
-            &ca,
-        )?;
+        let served: Vec<(Route, u16)> = floors
+            .iter()
+            .map(|(route, floor)| (*route, floor.port))
+            .chain([Route::Ours, Route::OursInjected].map(|r| (r, bound.addr.port())))
+            .collect();
+        let config = registration(&served, &ca)?;
         let setup = Setup {
             client: client.clone(),
             pods: names
@@ -2036,7 +2034,7 @@ mod apiserver {
         .await;
         // Read before the servers stop; an error only after the cleanup below.
         let mut floor_counts = Vec::new();
-        for f in &setup.floors {
+        for (_, f) in &setup.floors {
             floor_counts.push(f.counters().await);
         }
         let ours = server_connections(metrics_port).await;
@@ -2352,20 +2350,16 @@ mod apiserver {
             }
             (answered as f64, sent as f64)
         };
-        let floor_delta = |route: Route| {
-            route
-                .floor()
-                .map_or(0.0, |f| (floors_after[f] - floors_before[f]) as f64)
-        };
         // Ours serves two routes; each floor server one.
         let ours = ("vespa-tls-webhook", ours_after.1 - ours_before.1, {
             let (plain, injected) = (sent(Route::Ours), sent(Route::OursInjected));
             (plain.0 + injected.0, plain.1 + injected.1)
         });
-        let floors = Route::ALL
+        let floors = s
+            .floors
             .iter()
-            .filter(|r| r.floor().is_some())
-            .map(|r| (r.server(), floor_delta(*r), sent(*r)));
+            .zip(floors_before.iter().zip(&floors_after))
+            .map(|((r, _), (before, after))| (r.server(), (after - before) as f64, sent(*r)));
         for (name, got, (answered, sent)) in std::iter::once(ours).chain(floors) {
             if got < answered || got > sent {
                 bail!(
@@ -2512,7 +2506,7 @@ mod apiserver {
     /// injected or not as `route` says, and of the floor servers the one of
     /// `route` is called and no other. Returns the last pod created.
     async fn wait_ready(s: &Setup, route: Route) -> Result<Pod> {
-        let (injected, floor_wanted) = (route.injects(), route.floor());
+        let injected = route.stores_annotation();
         let ns = &s.namespaces[route.index()];
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut settled = 0;
@@ -2522,8 +2516,11 @@ mod apiserver {
                 .create(&PostParams::default(), &pod(ns)?)
                 .await?;
             let after = floor_reviews(s).await?;
-            let floor_called =
-                (0..s.floors.len()).all(|i| (after[i] > before[i]) == (floor_wanted == Some(i)));
+            let floor_called = s
+                .floors
+                .iter()
+                .zip(before.iter().zip(&after))
+                .all(|((r, _), (b, a))| (a > b) == (*r == route));
             let has = created
                 .metadata
                 .annotations
@@ -2552,7 +2549,7 @@ mod apiserver {
     /// order.
     async fn floor_reviews(s: &Setup) -> Result<Vec<u64>> {
         let mut reviews = Vec::with_capacity(s.floors.len());
-        for floor in &s.floors {
+        for (_, floor) in &s.floors {
             reviews.push(floor.counters().await?.0);
         }
         Ok(reviews)
