@@ -6,7 +6,8 @@
 //!   `volumes` are added whole; present arrays get `add …/-` appends, so every
 //!   container, env var, mount and volume the user had stays, in order;
 //! - entries already identical to what is wanted are left alone, so injecting into
-//!   injected output gives an empty patch;
+//!   injected output gives an empty patch, and a pod that arrives with TLS complete
+//!   gets no patch at all (not even our annotation);
 //! - a same-named volume or env var, or a mount at the same path, with different
 //!   content is a [`Conflict`] and nothing is patched — unless the object carries
 //!   our `tls.vespa.ai/injected` annotation: then those entries are ours from an
@@ -123,7 +124,14 @@ pub fn inject_ready(
     if !plan.conflicts.is_empty() {
         return Err(InjectError::Conflicts(plan.conflicts));
     }
-    if previous != Some(fingerprint.as_str()) {
+    // A pod that arrives with TLS complete and without our annotation (the pods
+    // of an injected VespaSet, made from its templates, which carry no
+    // annotation) is left as it is: the annotation alone would be a patch, and
+    // any patch costs the apiserver a second round of admission (README
+    // "Decisions"). A pod is only created, never injected again, so it has no
+    // use for the claim; a VespaSet is updated, and keeps it.
+    let complete_pod = kind == Kind::Pod && plan.ops.is_empty() && previous.is_none();
+    if previous != Some(fingerprint.as_str()) && !complete_pod {
         plan.annotate(obj, fingerprint);
     }
     Ok(Injection {

@@ -362,7 +362,22 @@ fn check_object(
             ),
             Vec::new(),
         )),
-        _ => None,
+        Some(_) => None,
+        // The pods of an injected VespaSet carry no fingerprint: the webhook
+        // admits a pod that arrives with TLS complete as it is. Their entries
+        // are compared with what the namespace's current settings give.
+        None if kind == Kind::Pod => {
+            match crate::inject::inject(obj, kind, settings, policy.constraints.allow_mixed_mode) {
+                Ok(injection) if injection.patch.is_empty() => None,
+                _ => Some((
+                    format!(
+                        "outdated TLS: its TLS entries are not what the namespace's settings ({fingerprint}) give now; {redo}"
+                    ),
+                    Vec::new(),
+                )),
+            }
+        }
+        None => None,
     }
 }
 
@@ -771,6 +786,37 @@ mod tests {
             "{}",
             report.findings[0].problem
         );
+    }
+
+    #[test]
+    fn pods_without_a_fingerprint_are_compared_with_the_settings() {
+        // A VespaSet's pod, made from its injected template: TLS, no fingerprint.
+        let p = ClusterPolicy::default();
+        let meta = labelled("vespa", "enabled");
+        let mut from_template = injected(&pod("p", "vespa"), Kind::Pod, &meta, &p);
+        from_template["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("annotations");
+        let mut scan = healthy(meta.clone(), &p);
+        scan.pods = vec![from_template.clone()];
+        let report = findings(&snapshot(vec![scan]), &p);
+        assert_eq!(report.findings, []);
+        // The admin changes a setting that keeps the old TLS conformant.
+        let changed = meta.with_annotation("tls.vespa.ai/duration", "100h");
+        let mut scan = healthy(changed, &p);
+        scan.pods = vec![from_template];
+        let report = findings(&snapshot(vec![scan]), &p);
+        let found = problems(&report);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].2.starts_with(
+                "outdated TLS: its TLS entries are not what the namespace's settings (v1-"
+            ),
+            "{}",
+            found[0].2
+        );
+        assert!(found[0].2.ends_with("recreate the pod"), "{}", found[0].2);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The seed's manifests are the reference output of the injection.
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use vespa_tls_webhook::admission::Endpoint;
 use vespa_tls_webhook::policy::ClusterPolicy;
 
@@ -75,6 +75,44 @@ fn step4_itself_is_left_alone_but_for_the_fingerprint() {
     assert!(d.allowed);
     assert_eq!(d.patch.len(), 1, "only the annotation: {:?}", d.patch);
     assert_eq!(d.patch[0].path, "/metadata/annotations");
+}
+
+#[test]
+fn the_pods_of_an_injected_vespaset_get_no_patch() {
+    // A VespaSet's pods are made from its templates, with the templates' TLS
+    // and without our annotation (that is on the VespaSet). They need nothing,
+    // and even the annotation alone would be a patch: any patch costs the
+    // apiserver a second round of admission (README "Decisions").
+    let policy = ClusterPolicy::default();
+    let namespace = ns("vespa", "enabled")
+        .with_annotation("tls.vespa.ai/ingress-issuer-name", "ingress-issuer");
+    let vespaset = mutated(Obj::vespaset().json(), &namespace, &policy);
+    for (section, component) in [("application", "vespa"), ("configServer", "configserver")] {
+        let pod = json!({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": format!("{section}-0"),
+                "namespace": "vespa",
+                "labels": {"app.kubernetes.io/component": component},
+            },
+            "spec": vespaset["spec"][section]["podTemplate"]["spec"],
+        });
+        let d = run(Endpoint::Mutate, &pod, &namespace, &policy);
+        assert!(d.allowed, "{section}: {}", d.message);
+        assert!(d.patch.is_empty(), "{section}: patch {:?}", d.patch);
+        assert_eq!(d.reason, "already-injected", "{section}");
+        // It is complete: an enforced namespace admits it as it is.
+        let enforced = ns("vespa", "enforced")
+            .with_annotation("tls.vespa.ai/ingress-issuer-name", "ingress-issuer");
+        let v = run(Endpoint::Validate, &pod, &enforced, &policy);
+        assert!(v.allowed, "{section}: {}", v.message);
+        // A bare pod of the same section is injected, annotation included.
+        let mut bare = pod.clone();
+        bare["spec"] = json!({"containers": [{"name": "vespa"}]});
+        let injected = without_fingerprint(mutated(&bare, &namespace, &policy));
+        assert_eq!(injected, pod, "{section}");
+    }
 }
 
 #[test]
