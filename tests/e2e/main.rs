@@ -235,6 +235,74 @@ fn pods_injected_only_with_a_vespa_container(
     })
 }
 
+/// The pods a VespaSet's controller makes from its injected templates carry
+/// our entries but not our annotation (that is on the VespaSet): the webhook
+/// admits them as they are, with no patch, in an enforced namespace too.
+fn a_vespaset_s_pods_are_admitted_unpatched(ctx: Ctx) -> Pin<Box<dyn Future<Output = Result<()>>>> {
+    Box::pin(async move {
+        let ns = ctx
+            .namespace("e2e-vspods", labelled("enforced"), json!({}))
+            .await?;
+        let stored = ctx
+            .create_vespaset(&ns, yaml_file("tests/golden/seed-step4-stripped.yaml"))
+            .await?;
+        for (section, component) in [("application", "vespa"), ("configServer", "configserver")] {
+            let mut spec = stored["spec"][section]["podTemplate"]["spec"].clone();
+            ensure!(
+                spec["volumes"].as_array().is_some_and(|v| !v.is_empty()),
+                "{section}: template not injected: {spec}"
+            );
+            // A pod needs an image; the seed's template leaves it to the operator.
+            spec["containers"][0]["image"] = json!("vespaengine/vespa");
+            let pod: Pod = serde_json::from_value(json!({
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {
+                    "name": format!("{}-0", section.to_lowercase()),
+                    "namespace": ns,
+                    "labels": {"app.kubernetes.io/component": component},
+                },
+                "spec": spec,
+            }))?;
+            let created =
+                serde_json::to_value(ctx.pods(&ns).create(&PostParams::default(), &pod).await?)?;
+            ensure!(
+                created
+                    .pointer("/metadata/annotations/tls.vespa.ai~1injected")
+                    .is_none(),
+                "{section}: the pod was annotated: {}",
+                created["metadata"]
+            );
+            // Ours only: the apiserver may add its service-account token volume.
+            let names = |v: &Value| -> Vec<String> {
+                v.as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|x| x["name"].as_str())
+                            .filter(|n| n.starts_with("tls-"))
+                            .map(str::to_owned)
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            ensure!(
+                names(&spec["volumes"]).len() == 2,
+                "{section}: template volumes {}",
+                spec["volumes"]
+            );
+            let vespa = &created["spec"]["containers"][0];
+            ensure!(
+                names(&created["spec"]["volumes"]) == names(&spec["volumes"])
+                    && vespa["env"] == spec["containers"][0]["env"]
+                    && names(&vespa["volumeMounts"])
+                        == names(&spec["containers"][0]["volumeMounts"]),
+                "{section}: stored pod differs from its template: {}",
+                created["spec"]
+            );
+        }
+        Ok(())
+    })
+}
+
 fn unlabelled_namespaces_are_untouched(ctx: Ctx) -> Pin<Box<dyn Future<Output = Result<()>>>> {
     Box::pin(async move {
         let ns = ctx.namespace("e2e-plain", json!({}), json!({})).await?;
@@ -976,6 +1044,10 @@ async fn run_all(kubeconfig: &str) -> Result<bool> {
         (
             "pods_injected_only_with_a_vespa_container",
             pods_injected_only_with_a_vespa_container,
+        ),
+        (
+            "a_vespaset_s_pods_are_admitted_unpatched",
+            a_vespaset_s_pods_are_admitted_unpatched,
         ),
         (
             "unlabelled_namespaces_are_untouched",
