@@ -9,12 +9,15 @@
 # 3. kubernetes-validate --strict on every Kubernetes kind, against the oldest supported
 #    Kubernetes (1.30: the preStop `sleep` action) and the newest the tool knows.
 #    cert-manager kinds (Issuer, Certificate) are CRDs without a schema there: skipped.
+# 3b. The pod webhooks' matchConditions (CEL), evaluated with cel-python on every pod of
+#    tests/golden/vespa-pods.yaml, must select exactly its Vespa pods (tests/core/targets.rs
+#    checks the webhook's own rule on the same pods).
 # 4. checkov (kubernetes framework) on the rendered manifests with deploy/.checkov.yaml;
 #    every skipped check is justified in deploy/README.md.
 # 5. With KUBECONFIG set: server-side dry run of everything the apiserver serves. Kinds it
 #    does not serve (e.g. policy/v1 PodDisruptionBudget on 1.20) and fields it does not know
-#    (preStop `sleep` before 1.30) are left out, each printed with the reason; step 3 covers
-#    them against a current Kubernetes. Namespaces that do not exist are created for real
+#    (preStop `sleep` and webhook `matchConditions` before 1.30) are left out, each printed
+#    with the reason; step 3 covers them against a current Kubernetes. Namespaces that do not exist are created for real
 #    first (server dry run needs them) and deleted afterwards.
 #
 # Tools: kubectl (>= 1.21, for its built-in kustomize v4+), python3 with venv. The PyPI
@@ -23,6 +26,7 @@ set -euo pipefail
 
 KUBERNETES_VALIDATE_VERSION=${VTW_KUBERNETES_VALIDATE_VERSION:-1.37.0}
 CHECKOV_VERSION=${VTW_CHECKOV_VERSION:-3.3.30}
+CEL_PYTHON_VERSION=${VTW_CEL_PYTHON_VERSION:-0.5.0}
 # Oldest Kubernetes the manifests support (lifecycle.preStop.sleep is beta/on-by-default in 1.30).
 MIN_K8S_VERSION=1.30.0
 
@@ -87,7 +91,9 @@ pip_install() { # name version
   pip_install kubernetes-validate "$KUBERNETES_VALIDATE_VERSION"
 [ "$("$venv/bin/checkov" --version 2>/dev/null || true)" = "$CHECKOV_VERSION" ] ||
   pip_install checkov "$CHECKOV_VERSION"
-note "kubernetes-validate $("$venv/bin/kubernetes-validate" --version), checkov $("$venv/bin/checkov" --version)"
+"$py" -c 'import importlib.metadata as m, sys; sys.exit(m.version("cel-python") != sys.argv[1])' \
+  "$CEL_PYTHON_VERSION" 2>/dev/null || pip_install cel-python "$CEL_PYTHON_VERSION"
+note "kubernetes-validate $("$venv/bin/kubernetes-validate" --version), checkov $("$venv/bin/checkov" --version), cel-python $CEL_PYTHON_VERSION"
 
 # ---------------------------------------------------------------------------------------
 step "render"
@@ -165,8 +171,45 @@ elif cmd == "dry-run-set":  # in, out, served-file, server-minor
                               f"(needs Kubernetes >= 1.30; validated by kubernetes-validate)")
                 if "lifecycle" in c and not c["lifecycle"]:
                     del c["lifecycle"]
+        if d["kind"].endswith("WebhookConfiguration") and minor < 30:
+            for w in d.get("webhooks", []):
+                if w.pop("matchConditions", None) is not None:
+                    print(f"STRIPPED {ident(d)} webhook {w['name']}: matchConditions "
+                          f"(needs Kubernetes >= 1.30; checked by kubernetes-validate and "
+                          f"the CEL step)")
         keep.append(d)
     dump(keep, sys.argv[3])
+elif cmd == "match-conditions":  # rendered deploy.yaml, corpus -> exit 1 on a disagreement
+    import celpy
+    corpus = yaml.safe_load(open(sys.argv[3]))
+    env = celpy.Environment()
+    bad = []
+    hooks = [(d, w) for d in load(sys.argv[2]) if d["kind"].endswith("WebhookConfiguration")
+             for w in d["webhooks"]]
+    pod_hooks = [(d, w) for d, w in hooks
+                 if any("pods" in r["resources"] for r in w.get("rules", []))]
+    if not pod_hooks:
+        sys.exit("no pod webhook in the rendered manifests")
+    for d, w in pod_hooks:
+        conditions = w.get("matchConditions") or []
+        if not conditions:
+            bad.append(f"{ident(d)} webhook {w['name']}: no matchConditions")
+            continue
+        programs = [(c["name"], env.program(env.compile(c["expression"]))) for c in conditions]
+        wrong = 0
+        for case in corpus:
+            activation = {"object": celpy.json_to_cel(case["pod"])}
+            # The apiserver calls the webhook only when every condition is true.
+            sent = all(bool(p.evaluate(activation)) for _, p in programs)
+            if sent != case["vespa"]:
+                wrong += 1
+                bad.append(f"{ident(d)} webhook {w['name']}: {case['name']!r}: "
+                           f"sent to the webhook: {sent}, a Vespa pod: {case['vespa']}")
+        if not wrong:
+            print(f"{w['name']} ({', '.join(n for n, _ in programs)}): of {len(corpus)} pods, "
+                  f"exactly the {sum(c['vespa'] for c in corpus)} Vespa pods are sent")
+    if bad:
+        sys.exit("\n".join(bad))
 else:
     sys.exit(f"unknown command {cmd}")
 PY
@@ -198,6 +241,16 @@ for f in "${rendered[@]}"; do
     fi
   done
 done
+
+# ---------------------------------------------------------------------------------------
+step "matchConditions on tests/golden/vespa-pods.yaml (cel-python)"
+if manifests match-conditions "$work/deploy.yaml" "$(dirname "$here")/tests/golden/vespa-pods.yaml" \
+  >"$work/mc.out" 2>&1; then
+  sed 's/^/    /' "$work/mc.out"
+else
+  cat "$work/mc.out" >&2
+  fail "the pod webhooks' matchConditions do not select exactly the Vespa pods of tests/golden/vespa-pods.yaml"
+fi
 
 # ---------------------------------------------------------------------------------------
 step "checkov (config: deploy/.checkov.yaml)"

@@ -384,6 +384,35 @@ fn workload_webhooks_only_see_labelled_non_system_namespaces() {
     }
 }
 
+/// The pod webhooks' one matchCondition, exactly: only pods with a container named
+/// `vespa` are sent (the webhook's own rule, `target::is_vespa_pod`). What the
+/// expression selects is checked by deploy/check.sh, which evaluates it on
+/// tests/golden/vespa-pods.yaml; this pins that it is there, on the pod webhooks only.
+#[test]
+fn only_vespa_pods_are_sent_to_the_pod_webhooks() {
+    let want = json!([{
+        "name": "vespa-pods-only",
+        "expression": "object.spec.containers.exists(c, c.name == 'vespa')",
+    }]);
+    let mut pod_hooks = 0;
+    for (kind, h) in all_webhooks() {
+        let n = hook_name(&h);
+        if resources_of(&h).contains("pods") {
+            pod_hooks += 1;
+            assert_eq!(
+                h["matchConditions"], want,
+                "{kind} webhook {n}: the pod webhooks must select Vespa pods by container name"
+            );
+        } else {
+            assert!(
+                h.get("matchConditions").is_none(),
+                "{kind} webhook {n}: only the pod webhooks have matchConditions"
+            );
+        }
+    }
+    assert_eq!(pod_hooks, 2, "a mutating and a validating pod webhook");
+}
+
 #[test]
 fn namespace_webhook_guards_the_enforced_label() {
     let c = configs();

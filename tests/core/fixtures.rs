@@ -39,6 +39,11 @@ pub fn ns(name: &str, mode: &str) -> NamespaceMeta {
     NamespaceMeta::named(name).with_label("tls.vespa.ai/injection", mode)
 }
 
+/// A namespace `vespa` labelled with `mode` whose ingress issuer is set (the seed's Step 5).
+pub fn ingress_ns(mode: &str) -> NamespaceMeta {
+    ns("vespa", mode).with_annotation("tls.vespa.ai/ingress-issuer-name", "ingress-issuer")
+}
+
 /// Builder for objects.
 #[derive(Clone, Debug)]
 pub struct Obj(pub Value);
@@ -62,6 +67,27 @@ impl Obj {
     /// A config-server Pod.
     pub fn configserver_pod() -> Obj {
         Obj::vespa_pod().with_label("app.kubernetes.io/component", "configserver")
+    }
+
+    /// The pod a VespaSet makes from the pod template of `section` (`application` or
+    /// `configServer`): named `{section}-0`, labelled with its component, its spec the
+    /// template's spec as it is (with whatever TLS the template holds), no annotations.
+    pub fn pod_of(vespaset: &Value, section: &str) -> Obj {
+        let component = if section == "configServer" {
+            "configserver"
+        } else {
+            "vespa"
+        };
+        Obj(json!({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": format!("{section}-0"),
+                "namespace": "vespa",
+                "labels": {"app.kubernetes.io/component": component},
+            },
+            "spec": vespaset["spec"][section]["podTemplate"]["spec"],
+        }))
     }
 
     /// A Pod without a `vespa` container.

@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 use vespa_tls_webhook::admission::Endpoint;
 use vespa_tls_webhook::policy::ClusterPolicy;
 
-use crate::fixtures::{Obj, mutated, ns, run, without_fingerprint, yaml};
+use crate::fixtures::{Obj, ingress_ns, mutated, ns, run, without_fingerprint, yaml};
 
 fn step4() -> Value {
     yaml("tests/golden/seed-step4-vespaset.yaml")
@@ -48,8 +48,7 @@ fn missing_spec_and_containers_are_created_exactly_as_step4() {
 
 #[test]
 fn ingress_annotation_gives_step5_application_and_step4_configserver() {
-    let namespace = ns("vespa", "enabled")
-        .with_annotation("tls.vespa.ai/ingress-issuer-name", "ingress-issuer");
+    let namespace = ingress_ns("enabled");
     let out = without_fingerprint(mutated(
         Obj::vespaset().json(),
         &namespace,
@@ -84,33 +83,21 @@ fn the_pods_of_an_injected_vespaset_get_no_patch() {
     // and even the annotation alone would be a patch: any patch costs the
     // apiserver a second round of admission (README "Decisions").
     let policy = ClusterPolicy::default();
-    let namespace = ns("vespa", "enabled")
-        .with_annotation("tls.vespa.ai/ingress-issuer-name", "ingress-issuer");
+    let namespace = ingress_ns("enabled");
     let vespaset = mutated(Obj::vespaset().json(), &namespace, &policy);
-    for (section, component) in [("application", "vespa"), ("configServer", "configserver")] {
-        let pod = json!({
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {
-                "name": format!("{section}-0"),
-                "namespace": "vespa",
-                "labels": {"app.kubernetes.io/component": component},
-            },
-            "spec": vespaset["spec"][section]["podTemplate"]["spec"],
-        });
+    for section in ["application", "configServer"] {
+        let pod = Obj::pod_of(&vespaset, section).0;
         let d = run(Endpoint::Mutate, &pod, &namespace, &policy);
         assert!(d.allowed, "{section}: {}", d.message);
         assert!(d.patch.is_empty(), "{section}: patch {:?}", d.patch);
         assert_eq!(d.reason, "already-injected", "{section}");
         // It is complete: an enforced namespace admits it as it is.
-        let enforced = ns("vespa", "enforced")
-            .with_annotation("tls.vespa.ai/ingress-issuer-name", "ingress-issuer");
+        let enforced = ingress_ns("enforced");
         let v = run(Endpoint::Validate, &pod, &enforced, &policy);
         assert!(v.allowed, "{section}: {}", v.message);
         // A bare pod of the same section is injected, annotation included.
-        let mut bare = pod.clone();
-        bare["spec"] = json!({"containers": [{"name": "vespa"}]});
-        let injected = without_fingerprint(mutated(&bare, &namespace, &policy));
+        let bare = Obj(pod.clone()).set("/spec", json!({"containers": [{"name": "vespa"}]}));
+        let injected = without_fingerprint(mutated(bare.json(), &namespace, &policy));
         assert_eq!(injected, pod, "{section}");
     }
 }
@@ -118,8 +105,7 @@ fn the_pods_of_an_injected_vespaset_get_no_patch() {
 #[test]
 fn injecting_twice_changes_nothing() {
     let policy = ClusterPolicy::default();
-    let namespace = ns("vespa", "enabled")
-        .with_annotation("tls.vespa.ai/ingress-issuer-name", "ingress-issuer");
+    let namespace = ingress_ns("enabled");
     let once = mutated(Obj::vespaset().json(), &namespace, &policy);
     let d = run(Endpoint::Mutate, &once, &namespace, &policy);
     assert!(d.allowed);
@@ -138,8 +124,7 @@ fn step4_and_step5_pass_validation_in_enforced_namespaces() {
     );
     assert!(d.allowed, "{}", d.message);
     assert_eq!(d.reason, "conformant");
-    let namespace = ns("vespa", "enforced")
-        .with_annotation("tls.vespa.ai/ingress-issuer-name", "ingress-issuer");
+    let namespace = ingress_ns("enforced");
     let mut step5 = yaml("tests/golden/seed-step5-vespaset.yaml");
     step5["spec"]["configServer"] = step4()["spec"]["configServer"].clone();
     let d = run(Endpoint::Validate, &step5, &namespace, &policy);
@@ -161,6 +146,8 @@ fn every_golden_file_is_used() {
         "seed-step4-stripped.yaml",
         "seed-step4-vespaset.yaml",
         "seed-step5-vespaset.yaml",
+        // tests/core/targets.rs and deploy/check.sh (the pod webhooks' matchCondition).
+        "vespa-pods.yaml",
     ];
     let mut found: Vec<String> = std::fs::read_dir(dir)
         .unwrap()

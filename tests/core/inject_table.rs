@@ -7,7 +7,7 @@ use vespa_tls_webhook::inject::{InjectError, inject};
 use vespa_tls_webhook::policy::ClusterPolicy;
 use vespa_tls_webhook::target::Kind;
 
-use crate::fixtures::{Obj, mutated, ns, policy, run, run_update};
+use crate::fixtures::{Obj, ingress_ns, mutated, ns, policy, run, run_update};
 
 const APP: &str = "/spec/application/podTemplate/spec";
 const CFG: &str = "/spec/configServer/podTemplate/spec";
@@ -300,7 +300,7 @@ fn previously_injected_entries_follow_new_settings_with_a_warning() {
 
 #[test]
 fn pods_of_both_roles() {
-    let n = enabled().with_annotation("tls.vespa.ai/ingress-issuer-name", "ingress-issuer");
+    let n = ingress_ns("enabled");
     let cfg = mutated(
         Obj::configserver_pod().json(),
         &n,

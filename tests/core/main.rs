@@ -12,4 +12,5 @@ mod policy_table;
 mod projection;
 mod props;
 mod scan;
+mod targets;
 mod validate_table;
