@@ -17,8 +17,9 @@
 # 5. With KUBECONFIG set: server-side dry run of everything the apiserver serves. Kinds it
 #    does not serve (e.g. policy/v1 PodDisruptionBudget on 1.20) and fields it does not know
 #    (preStop `sleep` and webhook `matchConditions` before 1.30) are left out, each printed
-#    with the reason; step 3 covers them against a current Kubernetes. Namespaces that do not exist are created for real
-#    first (server dry run needs them) and deleted afterwards.
+#    with the reason; steps 3 and 3b cover them against a current Kubernetes. Namespaces
+#    that do not exist are created for real first (server dry run needs them) and deleted
+#    afterwards.
 #
 # Tools: kubectl (>= 1.21, for its built-in kustomize v4+), python3 with venv. The PyPI
 # packages go to ${VTW_CACHE_DIR:-$HOME/.cache/vespa-tls-webhook}/venv.
