@@ -350,6 +350,83 @@ struct Measured {
     /// Requests over 1 ms: their share, and the share of them that came in
     /// [`LateRuns`] (every connection waiting at once).
     late: LateRuns,
+    /// The hypervisor's steal time during the measurement, in ms ([`Steal`]):
+    /// of the server's core and of the client's when pinned (CPU 0 and 1), of
+    /// all CPUs together (as the server's) when not.
+    steal: Steal,
+}
+
+/// Steal time: how long the host ran something else while this VM wanted a
+/// vCPU (`/proc/stat`, the eighth value of a `cpu` line, in clock ticks). Every
+/// connection waiting at once, with the server idle, is what a pause of the
+/// server's vCPU looks like from the client; this is the kernel's own count of
+/// such time, beside each figure so that a slow hour shows as one. A pause the
+/// hypervisor does not account (or shorter than a tick, 10 ms) is not in it.
+#[derive(Debug, Clone, Copy, Default)]
+struct Steal {
+    server_ms: f64,
+    /// `None` when not pinned (the client then shares the server's CPUs).
+    client_ms: Option<f64>,
+}
+
+impl Steal {
+    /// Steal time so far, in ms: of `cpuN` for `Some(N)`, of all CPUs for `None`
+    /// (0 where `/proc/stat` cannot be read: the figure is a note, not a result).
+    fn so_far(cpu: Option<usize>) -> f64 {
+        let line = cpu.map_or_else(|| "cpu ".to_owned(), |n| format!("cpu{n} "));
+        std::fs::read_to_string("/proc/stat")
+            .ok()
+            .and_then(|stat| {
+                stat.lines()
+                    .find(|l| l.starts_with(&line))
+                    .and_then(|l| l.split_whitespace().nth(8))
+                    .and_then(|v| v.parse::<f64>().ok())
+            })
+            .map_or(0.0, |ticks| ticks * 1000.0 / clock_ticks())
+    }
+
+    /// The two counters' values now: ([`Steal::server_ms`], [`Steal::client_ms`]).
+    fn now(pinned: bool) -> Steal {
+        if pinned {
+            Steal {
+                server_ms: Self::so_far(Some(0)),
+                client_ms: Some(Self::so_far(Some(1))),
+            }
+        } else {
+            Steal {
+                server_ms: Self::so_far(None),
+                client_ms: None,
+            }
+        }
+    }
+
+    /// What was stolen between `self` (earlier) and `later`.
+    fn until(self, later: Steal) -> Steal {
+        Steal {
+            server_ms: later.server_ms - self.server_ms,
+            client_ms: later.client_ms.zip(self.client_ms).map(|(b, a)| b - a),
+        }
+    }
+
+    /// `120/30 ms` (server core / client core), or `150 ms` (all CPUs).
+    fn short(self) -> String {
+        match self.client_ms {
+            Some(client) => format!("{:.0}/{client:.0} ms", self.server_ms),
+            None => format!("{:.0} ms", self.server_ms),
+        }
+    }
+
+    /// `the hypervisor's steal: server core 120 ms, client core 30 ms` (or
+    /// `all CPUs 150 ms`).
+    fn describe(self) -> String {
+        match self.client_ms {
+            Some(client) => format!(
+                "the hypervisor's steal: server core {:.0} ms, client core {client:.0} ms",
+                self.server_ms
+            ),
+            None => format!("the hypervisor's steal: all CPUs {:.0} ms", self.server_ms),
+        }
+    }
 }
 
 /// Requests later than 1 ms, and how they came: alone, or in runs of at least
@@ -446,7 +523,7 @@ async fn suite(env: &Env) -> Result<Results> {
 
 fn print_line(target: Target, scenario: Scenario, m: &Measured) {
     println!(
-        "  {:<18} {:<36} {:>8.0}/s  p50 {:>7.3} ms  p99 {:>7.3} ms  p99.9 {:>7.3} ms  server CPU {:>5.3} s/1k  client CPU {:>3.0}%  RSS {:>5.1} MiB  errors {}{}",
+        "  {:<18} {:<36} {:>8.0}/s  p50 {:>7.3} ms  p99 {:>7.3} ms  p99.9 {:>7.3} ms  server CPU {:>5.3} s/1k  client CPU {:>3.0}%  RSS {:>5.1} MiB  steal {}  errors {}{}",
         target.name(),
         scenario.label(),
         m.rate,
@@ -456,6 +533,7 @@ fn print_line(target: Target, scenario: Scenario, m: &Measured) {
         m.cpu_per_1k,
         100.0 * m.client_cores,
         m.peak_rss_kib as f64 / 1024.0,
+        m.steal.short(),
         m.errors,
         m.first_error
             .as_deref()
@@ -531,10 +609,12 @@ async fn drive(env: &Env, server: &Server, scenario: Scenario) -> Result<Measure
     tokio::time::sleep_until(warm_until.into()).await;
     let cpu0 = cpu_seconds(server.pid)?;
     let client0 = cpu_seconds(std::process::id())?;
+    let steal0 = Steal::now(env.pin);
     let t0 = Instant::now();
     tokio::time::sleep_until(end.into()).await;
     let cpu1 = cpu_seconds(server.pid)?;
     let client1 = cpu_seconds(std::process::id())?;
+    let steal = steal0.until(Steal::now(env.pin));
     let seconds = t0.elapsed().as_secs_f64();
     let mut all = Worker::default();
     for t in tasks {
@@ -586,6 +666,7 @@ async fn drive(env: &Env, server: &Server, scenario: Scenario) -> Result<Measure
         p99_clear_us: percentile(&clear, 0.99) / 1000.0,
         stalled_share: 1.0 - clear.len() as f64 / requests.max(1) as f64,
         late: LateRuns::of(&all.spans),
+        steal,
     })
 }
 
@@ -1131,6 +1212,14 @@ fn median_results(runs: &[Results]) -> Results {
                     runs: med(&|m| m.late.runs as f64) as u64,
                     longest_ms: med(&|m| m.late.longest_ms),
                 },
+                steal: Steal {
+                    server_ms: med(&|m| m.steal.server_ms),
+                    client_ms: all
+                        .iter()
+                        .map(|m| m.steal.client_ms)
+                        .collect::<Option<Vec<f64>>>()
+                        .map(median),
+                },
             };
             let fixed = match scenario {
                 // The fixed rate differs per run (half of that run's saturation).
@@ -1165,6 +1254,8 @@ fn results_json(results: &Results) -> String {
                 "late_in_runs": m.late.in_runs,
                 "late_runs": m.late.runs,
                 "longest_late_run_ms": m.late.longest_ms,
+                "steal_server_ms": m.steal.server_ms,
+                "steal_client_ms": m.steal.client_ms,
             })
         })
         .collect();
@@ -1260,13 +1351,15 @@ mod report {
         {
             let _ = writeln!(
                 out,
-                "- p99 at half our saturation throughput ({rate:.0}/s, 4 connections): {:.3} ms (target ≤ 1 ms): {}; the load generator itself stalled {} times ({:.1} ms), and without the {:.2}% of requests in flight then, p99 was {:.3} ms",
+                "- p99 at half our saturation throughput ({rate:.0}/s, 4 connections): {:.3} ms (target ≤ 1 ms): {}; the load generator itself stalled {} times ({:.1} ms), and without the {:.2}% of requests in flight then, p99 was {:.3} ms; in its {:.0} s, {}",
                 m.p99_us / 1000.0,
                 verdict(m.p99_us <= 1000.0),
                 m.client_stalls,
                 m.client_stalled_ms,
                 100.0 * m.stalled_share,
-                m.p99_clear_us / 1000.0
+                m.p99_clear_us / 1000.0,
+                env.o.duration.as_secs_f64(),
+                m.steal.describe()
             );
             if let Some(f) = floor_fixed {
                 let _ = writeln!(
