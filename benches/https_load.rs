@@ -370,31 +370,29 @@ struct Steal {
 }
 
 impl Steal {
-    /// Steal time so far, in ms: of `cpuN` for `Some(N)`, of all CPUs for `None`
-    /// (0 where `/proc/stat` cannot be read: the figure is a note, not a result).
-    fn so_far(cpu: Option<usize>) -> f64 {
+    /// Steal time so far in `stat` (`/proc/stat`), in ms: of `cpuN` for
+    /// `Some(N)`, of all CPUs for `None` (0 where the line is missing: the figure
+    /// is a note, not a result).
+    fn so_far(stat: &str, cpu: Option<usize>) -> f64 {
         let line = cpu.map_or_else(|| "cpu ".to_owned(), |n| format!("cpu{n} "));
-        std::fs::read_to_string("/proc/stat")
-            .ok()
-            .and_then(|stat| {
-                stat.lines()
-                    .find(|l| l.starts_with(&line))
-                    .and_then(|l| l.split_whitespace().nth(8))
-                    .and_then(|v| v.parse::<f64>().ok())
-            })
+        stat.lines()
+            .find(|l| l.starts_with(&line))
+            .and_then(|l| l.split_whitespace().nth(8))
+            .and_then(|v| v.parse::<f64>().ok())
             .map_or(0.0, |ticks| ticks * 1000.0 / clock_ticks())
     }
 
-    /// The two counters' values now: ([`Steal::server_ms`], [`Steal::client_ms`]).
+    /// The two counters' values now, from one read of `/proc/stat`.
     fn now(pinned: bool) -> Steal {
+        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
         if pinned {
             Steal {
-                server_ms: Self::so_far(Some(0)),
-                client_ms: Some(Self::so_far(Some(1))),
+                server_ms: Self::so_far(&stat, Some(0)),
+                client_ms: Some(Self::so_far(&stat, Some(1))),
             }
         } else {
             Steal {
-                server_ms: Self::so_far(None),
+                server_ms: Self::so_far(&stat, None),
                 client_ms: None,
             }
         }
@@ -416,16 +414,14 @@ impl Steal {
         }
     }
 
-    /// `the hypervisor's steal: server core 120 ms, client core 30 ms` (or
-    /// `all CPUs 150 ms`).
+    /// [`Steal::short`], saying which cores it counts.
     fn describe(self) -> String {
-        match self.client_ms {
-            Some(client) => format!(
-                "the hypervisor's steal: server core {:.0} ms, client core {client:.0} ms",
-                self.server_ms
-            ),
-            None => format!("the hypervisor's steal: all CPUs {:.0} ms", self.server_ms),
-        }
+        let cores = if self.client_ms.is_some() {
+            "server core / client core"
+        } else {
+            "all CPUs"
+        };
+        format!("the hypervisor's steal ({cores}): {}", self.short())
     }
 }
 
