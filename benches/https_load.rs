@@ -2416,7 +2416,9 @@ mod apiserver {
         /// Against a bound: whether the estimate is within it, and whether
         /// the whole interval is on one side of it.
         fn verdict(self, bound: f64) -> &'static str {
-            if self.high <= bound {
+            if self.estimate.is_nan() || self.low.is_nan() || self.high.is_nan() {
+                "no creations to compare"
+            } else if self.high <= bound {
                 "met, the whole interval within it"
             } else if self.low > bound {
                 "NOT met, the whole interval above it"
