@@ -771,10 +771,16 @@ impl Worker {
     }
 }
 
+/// The index of the `q` quantile (nearest rank) among `len` sorted values;
+/// `None` when there are none.
+fn nearest_rank(len: usize, q: f64) -> Option<usize> {
+    let rank = ((len as f64 * q).ceil() as usize).clamp(1, len.max(1));
+    (len > 0).then_some(rank - 1)
+}
+
 /// The `q` quantile (nearest rank) of sorted values; NaN when there are none.
 fn percentile(sorted: &[u64], q: f64) -> f64 {
-    let i = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len().max(1));
-    sorted.get(i - 1).map_or(f64::NAN, |v| *v as f64)
+    nearest_rank(sorted.len(), q).map_or(f64::NAN, |i| sorted[i] as f64)
 }
 
 fn client_config(ca: &Path) -> Result<rustls::ClientConfig> {
@@ -2393,11 +2399,7 @@ mod apiserver {
                 .filter(|d| !d.is_nan())
                 .collect();
             resampled.sort_by(f64::total_cmp);
-            let at = |q: f64| {
-                let i =
-                    ((resampled.len() as f64 * q).ceil() as usize).clamp(1, resampled.len().max(1));
-                resampled.get(i - 1).copied().unwrap_or(f64::NAN)
-            };
+            let at = |q: f64| nearest_rank(resampled.len(), q).map_or(f64::NAN, |i| resampled[i]);
             P99Interval {
                 estimate,
                 low: at(0.025),
@@ -2529,18 +2531,17 @@ mod apiserver {
                 Ok(elapsed)
             }));
         }
-        let mut out = vec![Vec::new(); Condition::ALL.len()];
         let mut by_cycle = vec![vec![None; Condition::ALL.len()]; pods];
         let mut errors: Vec<Vec<String>> = vec![Vec::new(); Condition::ALL.len()];
         for (k, (t, &i)) in tasks.into_iter().zip(&order).enumerate() {
             match t.await? {
-                Ok(ns) => {
-                    out[i].push(ns);
-                    by_cycle[k / Condition::ALL.len()][i] = Some(ns);
-                }
+                Ok(ns) => by_cycle[k / Condition::ALL.len()][i] = Some(ns),
                 Err(e) => errors[i].push(e),
             }
         }
+        let out: Vec<Vec<u64>> = (0..Condition::ALL.len())
+            .map(|i| by_cycle.iter().filter_map(|cycle| cycle[i]).collect())
+            .collect();
         let ours_after = server_time(s.metrics_port).await?;
         let floors_after = floor_reviews(s).await?;
         let calls_after = webhook_calls(&s.client).await?;
