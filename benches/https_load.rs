@@ -29,6 +29,8 @@
 //!     # pod creations through a kube-apiserver ($KUBECONFIG): without a webhook, with a
 //!     # no-op webhook, with a no-op webhook returning our patch, with the pod already
 //!     # injected, and with vespa-tls-webhook, interleaved in one run
+//!     # (VTW_APISERVER_CREATIONS=FILE appends each creation's pod name, condition
+//!     # and time to FILE, to set beside the apiserver's audit log)
 //! ```
 //! `scripts/bench` runs both benchmarks and prints the tables.
 
@@ -2138,6 +2140,7 @@ mod apiserver {
             floor_counts.push(f.counters().await);
         }
         let ours = server_connections(metrics_port).await;
+        let apf = priority_and_fairness(&client).await;
         let _ = configs.delete(CONFIG, &DeleteParams::default()).await;
         for ns in &names {
             let _ = namespaces.delete(ns, &DeleteParams::default()).await;
@@ -2149,6 +2152,11 @@ mod apiserver {
         let floor_connections: u64 = floor_counts.iter().map(|c| c.1).sum();
         let (our_connections, our_reviews) = ours?;
         let runs_measured = result?;
+        let apf = if apf? {
+            "on (in kube-apiserver 1.20 it stalls about 1% of requests by 50-100 ms every 10 s, whatever the condition; scripts/bench turns it off)"
+        } else {
+            "off (scripts/bench's default: 1.20's APF stalls about 1% of requests by 50-100 ms every 10 s, whatever the condition)"
+        };
         let Some(first) = runs_measured.first() else {
             bail!("no run measured");
         };
@@ -2169,7 +2177,7 @@ mod apiserver {
         let over_runs =
             |f: &dyn Fn(&Measured) -> f64| median(runs_measured.iter().map(f).collect());
         println!(
-            "\nPod creations through kube-apiserver ($KUBECONFIG) at {rate}/s (open loop), {runs} runs of {pods} per condition, the {} conditions interleaved (each cycle of {} creations in a new random order), every namespace labelled tls.vespa.ai/injection=enabled; plain pod {plain_bytes} bytes, injected {injected_bytes} bytes. p50 and p99 are the medians of the runs'; \"p99 all\" is the p99 of every run's creations together. Connections the apiserver opened to the floor servers: {floor_connections} for {floor_reviews} reviews; to vespa-tls-webhook: {our_connections} for {our_reviews} reviews.\n",
+            "\nPod creations through kube-apiserver ($KUBECONFIG) at {rate}/s (open loop), {runs} runs of {pods} per condition, the {} conditions interleaved (each cycle of {} creations in a new random order), every namespace labelled tls.vespa.ai/injection=enabled; the apiserver's API Priority and Fairness {apf}; plain pod {plain_bytes} bytes, injected {injected_bytes} bytes. p50 and p99 are the medians of the runs'; \"p99 all\" is the p99 of every run's creations together. Connections the apiserver opened to the floor servers: {floor_connections} for {floor_reviews} reviews; to vespa-tls-webhook: {our_connections} for {our_reviews} reviews.\n",
             Condition::ALL.len(),
             Condition::ALL.len(),
         );
@@ -2542,6 +2550,9 @@ mod apiserver {
         let out: Vec<Vec<u64>> = (0..Condition::ALL.len())
             .map(|i| by_cycle.iter().filter_map(|cycle| cycle[i]).collect())
             .collect();
+        if let Some(path) = std::env::var_os("VTW_APISERVER_CREATIONS") {
+            record_creations(&path, run, &order, &by_cycle)?;
+        }
         let ours_after = server_time(s.metrics_port).await?;
         let floors_after = floor_reviews(s).await?;
         let calls_after = webhook_calls(&s.client).await?;
@@ -2608,6 +2619,34 @@ mod apiserver {
         })
     }
 
+    /// Appends one line per creation of a run to `path` (tab-separated: pod
+    /// name, condition, nanoseconds or `failed`), to set beside the apiserver's
+    /// own account of each request (its audit log, which names the pod): where
+    /// a slow creation's time went, the apiserver or the way to it.
+    fn record_creations(
+        path: &std::ffi::OsStr,
+        run: usize,
+        order: &[usize],
+        by_cycle: &[Vec<Option<u64>>],
+    ) -> Result<()> {
+        use std::io::Write as _;
+        let mut lines = String::new();
+        for (k, &i) in order.iter().enumerate() {
+            let ns = by_cycle[k / Condition::ALL.len()][i];
+            let ns = ns.map_or_else(|| "failed".to_owned(), |ns| ns.to_string());
+            lines.push_str(&format!(
+                "bench-{run}-{k}\t{}\t{ns}\n",
+                Condition::ALL[i].label()
+            ));
+        }
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .and_then(|mut f| f.write_all(lines.as_bytes()))
+            .with_context(|| format!("writing the creations to {}", path.to_string_lossy()))
+    }
+
     /// What [`measure_all`] found, per condition in [`Condition::ALL`] order.
     struct Measured {
         /// Nanoseconds of each creation that succeeded.
@@ -2636,6 +2675,19 @@ mod apiserver {
     /// The pod webhook of a route: its name in [`registration`].
     fn pod_webhook(route: Route) -> String {
         format!("{}.pods.tls.vespa.ai", route.value())
+    }
+
+    /// Whether the apiserver runs API Priority and Fairness: it then reports
+    /// each priority level's concurrency limit.
+    async fn priority_and_fairness(client: &kube::Client) -> Result<bool> {
+        let request = hyper::Request::get("/metrics").body(Vec::new())?;
+        let text = client
+            .request_text(request)
+            .await
+            .context("the apiserver's /metrics")?;
+        Ok(text
+            .lines()
+            .any(|l| l.starts_with("apiserver_flowcontrol_request_concurrency_limit{")))
     }
 
     /// The apiserver's own timing of its calls to each route's pod webhook,

@@ -31,6 +31,14 @@
 #   VTW_APISERVER_PROFILING  set to 1 to serve kube-apiserver's /debug/pprof
 #                   (off by default; docs/performance.md profiles what a webhook's
 #                   patch costs the apiserver with it)
+#   VTW_APISERVER_APF  0 to start kube-apiserver without API Priority and
+#                   Fairness (1, the apiserver's default). 1.20's APF catches its
+#                   sample-and-watermark histograms up every 10 s, ~100 ms of a
+#                   vCPU that stalls requests (kubernetes#94146, #97685; replaced
+#                   by timing histograms in 1.25): scripts/bench --apiserver
+#                   turns it off so that stall is not read as a webhook's cost
+#   VTW_APISERVER_EXTRA_ARGS  more kube-apiserver flags, split on spaces (for
+#                   experiments, e.g. an audit log: docs/performance.md)
 set -euo pipefail
 
 K8S_VERSION=1.20.2
@@ -46,6 +54,12 @@ case ${VTW_APISERVER_PROFILING:-0} in
   1) APISERVER_PROFILING=true ;;
   *) printf '[control-plane] ERROR: VTW_APISERVER_PROFILING must be 0 or 1, not %s\n' "'$VTW_APISERVER_PROFILING'" >&2; exit 2 ;;
 esac
+case ${VTW_APISERVER_APF:-1} in
+  0) APISERVER_APF=false ;;
+  1) APISERVER_APF=true ;;
+  *) printf '[control-plane] ERROR: VTW_APISERVER_APF must be 0 or 1, not %s\n' "'$VTW_APISERVER_APF'" >&2; exit 2 ;;
+esac
+read -r -a APISERVER_EXTRA_ARGS <<<"${VTW_APISERVER_EXTRA_ARGS:-}"
 UP_TIMEOUT=${VTW_UP_TIMEOUT:-120}
 CRDS=(vespasets.k8s.ai.vespa issuers.cert-manager.io clusterissuers.cert-manager.io certificates.cert-manager.io)
 
@@ -435,7 +449,8 @@ start_apiserver() {
       --etcd-servers="http://127.0.0.1:$etcd_port" \
       --allow-privileged=true \
       --profiling="$APISERVER_PROFILING" \
-      --v=1
+      --enable-priority-and-fairness="$APISERVER_APF" \
+      --v=1 ${APISERVER_EXTRA_ARGS[@]+"${APISERVER_EXTRA_ARGS[@]}"}
 }
 
 # ---------------------------------------------------------------- restart ---
