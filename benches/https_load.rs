@@ -2693,7 +2693,7 @@ mod apiserver {
     /// apiserver's audit log (docs/performance.md), the slow creations fall
     /// in the seconds when the host took a tenth or more of the vCPUs'
     /// time, and in seconds when it took almost none the baseline's p99 was
-    /// about a third of the run's (62 creations: an indication). Each
+    /// less than half the run's (62 creations: an indication). Each
     /// cycle's share of it lets the bench compare
     /// the conditions over the calm cycles too ([`CALM_STEAL`]).
     struct StealSampler {
