@@ -2579,11 +2579,12 @@ mod apiserver {
         }
         let steal = steal.stop();
         let cycle_secs = Condition::ALL.len() as f64 / rate;
+        let cpu_ms_per_cycle = cycle_secs * 1000.0 * steal_cpus();
         let cycle_steal: Vec<f64> = (0..pods)
             .map(|c| {
                 let from = start.into_std() + Duration::from_secs_f64(c as f64 * cycle_secs);
                 let to = from + Duration::from_secs_f64(cycle_secs);
-                stolen(&steal, from, to) / (cycle_secs * 1000.0 * steal_cpus())
+                stolen(&steal, from, to) / cpu_ms_per_cycle
             })
             .collect();
         let out: Vec<Vec<u64>> = (0..Condition::ALL.len())
@@ -2824,15 +2825,20 @@ mod apiserver {
         format!("{}.pods.tls.vespa.ai", route.value())
     }
 
+    /// The apiserver's `/metrics` text.
+    async fn apiserver_metrics(client: &kube::Client) -> Result<String> {
+        let request = hyper::Request::get("/metrics").body(Vec::new())?;
+        client
+            .request_text(request)
+            .await
+            .context("the apiserver's /metrics")
+    }
+
     /// Whether the apiserver runs API Priority and Fairness: it then reports
     /// each priority level's concurrency limit.
     async fn priority_and_fairness(client: &kube::Client) -> Result<bool> {
-        let request = hyper::Request::get("/metrics").body(Vec::new())?;
-        let text = client
-            .request_text(request)
-            .await
-            .context("the apiserver's /metrics")?;
-        Ok(text
+        Ok(apiserver_metrics(client)
+            .await?
             .lines()
             .any(|l| l.starts_with("apiserver_flowcontrol_request_concurrency_limit{")))
     }
@@ -2843,11 +2849,7 @@ mod apiserver {
     /// in 1.20 are 5, 25, 100, 500 and 2,500 ms), so far: per [`Route`] in
     /// [`Route::ALL`] order, [calls, seconds, calls within 5 ms, within 25 ms].
     async fn webhook_calls(client: &kube::Client) -> Result<Vec<[f64; 4]>> {
-        let request = hyper::Request::get("/metrics").body(Vec::new())?;
-        let text = client
-            .request_text(request)
-            .await
-            .context("the apiserver's /metrics")?;
+        let text = apiserver_metrics(client).await?;
         let series = "apiserver_admission_webhook_admission_duration_seconds";
         let mut out = vec![[0.0; 4]; Route::ALL.len()];
         for line in text.lines().filter(|l| l.starts_with(series)) {
