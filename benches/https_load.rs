@@ -56,6 +56,10 @@ use tokio_rustls::{TlsConnector, client::TlsStream};
 
 #[path = "support/mod.rs"]
 mod support;
+// The apiserver bench's statistics (checked by tests/bench_statistics.rs).
+#[path = "support/p99_interval.rs"]
+mod p99_interval;
+use p99_interval::percentile;
 // Where a started server listens (shared with the test harnesses).
 #[path = "../tests/common/listen.rs"]
 #[allow(dead_code)]
@@ -771,18 +775,6 @@ impl Worker {
             self.spans.push((started, done));
         }
     }
-}
-
-/// The index of the `q` quantile (nearest rank) among `len` sorted values;
-/// `None` when there are none.
-fn nearest_rank(len: usize, q: f64) -> Option<usize> {
-    let rank = ((len as f64 * q).ceil() as usize).clamp(1, len.max(1));
-    (len > 0).then_some(rank - 1)
-}
-
-/// The `q` quantile (nearest rank) of sorted values; NaN when there are none.
-fn percentile(sorted: &[u64], q: f64) -> f64 {
-    nearest_rank(sorted.len(), q).map_or(f64::NAN, |i| sorted[i] as f64)
 }
 
 fn client_config(ca: &Path) -> Result<rustls::ClientConfig> {
@@ -1665,6 +1657,9 @@ mod floor {
 
 mod apiserver {
     use super::*;
+    use crate::p99_interval::{
+        Cycle, P99Interval, RESAMPLES, SPELL_CYCLES, XorShift, percentile_ms,
+    };
     use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
     use k8s_openapi::api::core::v1::{Namespace, Pod};
     use kube::api::{Api, DeleteParams, PostParams};
@@ -2197,7 +2192,8 @@ mod apiserver {
         }
         let all = |c: Condition, q: f64| p(&pooled[c.index()], q);
         let every_cycle = cycles(&runs_measured, false);
-        let interval = |a: Condition, b: Condition| P99Interval::of(&every_cycle, a, b);
+        let interval =
+            |a: Condition, b: Condition| P99Interval::of(&every_cycle, a.index(), b.index());
         let added = interval(Condition::With, Condition::Without);
         let production = interval(Condition::WithPreinjected, Condition::Preinjected);
         let per_run = |c: Condition, base: Condition, q: f64| {
@@ -2231,7 +2227,7 @@ mod apiserver {
         );
         // The same over the cycles in which the host took almost nothing.
         let calm_cycles = cycles(&runs_measured, true);
-        let calm = |a: Condition, b: Condition| P99Interval::of(&calm_cycles, a, b);
+        let calm = |a: Condition, b: Condition| P99Interval::of(&calm_cycles, a.index(), b.index());
         let kept = calm_cycles
             .iter()
             .flatten()
@@ -2355,118 +2351,6 @@ mod apiserver {
             order.extend(cycle);
         }
         order
-    }
-
-    /// xorshift64*: reproducible choices for [`schedule`] and [`P99Interval`]
-    /// (not a source of secrets).
-    struct XorShift(u64);
-
-    impl XorShift {
-        /// A number in `0..n` (`n` > 0; the modulo bias is negligible here).
-        fn below(&mut self, n: usize) -> usize {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n as u64) as usize
-        }
-    }
-
-    /// The p99 of condition `a` less that of `b` (indices into
-    /// [`Condition::ALL`]) over the creations of `spells` (ms).
-    fn p99_difference<'a>(
-        spells: impl Iterator<Item = &'a [Vec<Option<u64>>]>,
-        a: usize,
-        b: usize,
-    ) -> f64 {
-        let (mut xa, mut xb) = (Vec::new(), Vec::new());
-        for cycle in spells.flatten() {
-            xa.extend(cycle[a]);
-            xb.extend(cycle[b]);
-        }
-        xa.sort_unstable();
-        xb.sort_unstable();
-        percentile_ms(&xa, 0.99) - percentile_ms(&xb, 0.99)
-    }
-
-    /// Cycles per spell in [`P99Interval`]: 20 cycles of 7 creations, 7 s
-    /// at 20 creations a second — longer than the apiserver's slow spells
-    /// seen in these runs (a few seconds), short enough for 30 or more spells
-    /// per run of 600.
-    const SPELL_CYCLES: usize = 20;
-
-    /// Resamples in [`P99Interval`].
-    const RESAMPLES: usize = 2000;
-
-    /// How sure a run is of what one condition adds to another's p99:
-    /// a 95% interval by a block bootstrap. The p99 of a few thousand
-    /// creations moves by several milliseconds from run to run (a slow
-    /// spell of the apiserver, a stalled vCPU), more than the 2 ms the
-    /// target allows, so a difference of p99s alone cannot say whether the
-    /// target is met. Each run's cycles are cut into spells of
-    /// [`SPELL_CYCLES`] consecutive cycles; a resample draws as many spells
-    /// as there are, with replacement, and takes the difference of the two
-    /// conditions' p99 over the creations of the spells drawn. Both
-    /// conditions of a cycle are drawn together, so a slow spell that fell
-    /// on both stays shared, as it was in the run (the interleaving's
-    /// point), while which spells were slow varies.
-    #[derive(Debug, Clone, Copy, PartialEq)]
-    struct P99Interval {
-        /// The difference, every run's creations together (ms).
-        estimate: f64,
-        /// The 2.5th and 97.5th percentile of the resampled differences (ms).
-        low: f64,
-        high: f64,
-    }
-
-    impl P99Interval {
-        /// Over `runs`' cycles ([`cycles`]).
-        fn of(runs: &[Vec<Vec<Option<u64>>>], a: Condition, b: Condition) -> P99Interval {
-            let spells: Vec<&[Vec<Option<u64>>]> = runs
-                .iter()
-                .flat_map(|cycles| cycles.chunks(SPELL_CYCLES))
-                .collect();
-            let (a, b) = (a.index(), b.index());
-            let estimate = p99_difference(spells.iter().copied(), a, b);
-            let mut random = XorShift(0x2545_F491_4F6C_DD1D);
-            let mut resampled: Vec<f64> = (0..RESAMPLES)
-                .map(|_| {
-                    let drawn = (0..spells.len()).map(|_| spells[random.below(spells.len())]);
-                    p99_difference(drawn, a, b)
-                })
-                .filter(|d| !d.is_nan())
-                .collect();
-            resampled.sort_by(f64::total_cmp);
-            let at = |q: f64| nearest_rank(resampled.len(), q).map_or(f64::NAN, |i| resampled[i]);
-            P99Interval {
-                estimate,
-                low: at(0.025),
-                high: at(0.975),
-            }
-        }
-
-        /// "+1.07 ms (95% interval −2.10 to +4.31)".
-        fn describe(self) -> String {
-            format!(
-                "{:+.2} ms (95% interval {:+.2} to {:+.2})",
-                self.estimate, self.low, self.high
-            )
-        }
-
-        /// Against a bound: whether the estimate is within it, and whether
-        /// the whole interval is on one side of it.
-        fn verdict(self, bound: f64) -> &'static str {
-            if self.estimate.is_nan() || self.low.is_nan() || self.high.is_nan() {
-                "no creations to compare"
-            } else if self.high <= bound {
-                "met, the whole interval within it"
-            } else if self.low > bound {
-                "NOT met, the whole interval above it"
-            } else if self.estimate <= bound {
-                "met at the estimate, but the interval reaches above it: this run cannot tell"
-            } else {
-                "NOT met at the estimate, but the interval reaches below it: this run cannot tell"
-            }
-        }
     }
 
     /// Latencies and failures per condition, and the sizes of the injected and
@@ -2668,7 +2552,7 @@ mod apiserver {
         path: &std::ffi::OsStr,
         run: usize,
         order: &[usize],
-        by_cycle: &[Vec<Option<u64>>],
+        by_cycle: &[Cycle],
     ) -> Result<()> {
         use std::io::Write as _;
         let mut lines = String::new();
@@ -2774,7 +2658,7 @@ mod apiserver {
     /// Each run's cycles ([`Measured::by_cycle`]); with `calm_only`, those
     /// in which the host took more than [`CALM_STEAL`] emptied (as if every
     /// creation of theirs had failed), so that a spell keeps its place.
-    fn cycles(runs: &[Measured], calm_only: bool) -> Vec<Vec<Vec<Option<u64>>>> {
+    fn cycles(runs: &[Measured], calm_only: bool) -> Vec<Vec<Cycle>> {
         runs.iter()
             .map(|m| {
                 m.by_cycle
@@ -2799,7 +2683,7 @@ mod apiserver {
         /// The same, per cycle of [`schedule`] in the order they ran, each in
         /// [`Condition::ALL`] order (None: that creation failed): what
         /// [`P99Interval`] resamples.
-        by_cycle: Vec<Vec<Option<u64>>>,
+        by_cycle: Vec<Cycle>,
         /// The share of the vCPUs' time the host took during each cycle's
         /// window (its creations' due times), per cycle: see [`StealSampler`].
         cycle_steal: Vec<f64>,
@@ -3096,10 +2980,5 @@ mod apiserver {
         meta.managed_fields = None;
         pod.status = None;
         Ok(pod)
-    }
-
-    /// The `q` quantile of sorted nanoseconds, in milliseconds.
-    fn percentile_ms(sorted: &[u64], q: f64) -> f64 {
-        percentile(sorted, q) / 1e6
     }
 }

@@ -1,0 +1,178 @@
+//! The apiserver bench's verdicts (`benches/support/p99_interval.rs`): what
+//! the README's "through the apiserver" lines rest on. The bench itself runs
+//! without a test harness, so its statistics are checked here on runs built
+//! to a known answer.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../benches/support/p99_interval.rs"]
+#[allow(dead_code)]
+mod p99_interval;
+
+use p99_interval::{Cycle, MIN_CREATIONS, MIN_SPELLS, P99Interval, SPELL_CYCLES, percentile};
+
+const MS: u64 = 1_000_000;
+
+/// A run of `cycles` cycles of two conditions, `a` and `b`, each creation's
+/// latency given by `f(cycle)` as (a, b) in milliseconds.
+fn run(cycles: usize, f: impl Fn(usize) -> (f64, f64)) -> Vec<Cycle> {
+    (0..cycles)
+        .map(|k| {
+            let (a, b) = f(k);
+            vec![Some((a * MS as f64) as u64), Some((b * MS as f64) as u64)]
+        })
+        .collect()
+}
+
+/// Latencies that vary from cycle to cycle (5–9 ms), the same for both
+/// conditions unless shifted.
+fn base(k: usize) -> f64 {
+    5.0 + ((k * 7919) % 400) as f64 / 100.0
+}
+
+#[test]
+fn nearest_rank_percentiles() {
+    let sorted: Vec<u64> = (1..=100).collect();
+    assert_eq!(percentile(&sorted, 0.5), 50.0);
+    assert_eq!(percentile(&sorted, 0.99), 99.0);
+    assert_eq!(percentile(&sorted, 1.0), 100.0);
+    assert_eq!(percentile(&sorted, 0.0), 1.0);
+    assert!(percentile(&[], 0.99).is_nan());
+}
+
+#[test]
+fn the_same_latencies_are_met_with_the_whole_interval_at_zero() {
+    let runs = vec![run(600, |k| (base(k), base(k))); 3];
+    let i = P99Interval::of(&runs, 0, 1);
+    assert_eq!((i.estimate, i.low, i.high), (0.0, 0.0, 0.0));
+    assert_eq!(i.spells, 3 * 600 / SPELL_CYCLES);
+    assert_eq!(i.creations, 1800);
+    assert_eq!(i.verdict(2.0), "met, the whole interval within it");
+}
+
+#[test]
+fn a_shift_above_the_bound_is_not_met_and_the_interval_brackets_it() {
+    let runs = vec![run(600, |k| (base(k) + 10.0, base(k))); 3];
+    let i = P99Interval::of(&runs, 0, 1);
+    assert!((i.estimate - 10.0).abs() < 1e-6, "{i:?}");
+    assert!(
+        i.low > 2.0 && i.low <= i.estimate && i.estimate <= i.high,
+        "{i:?}"
+    );
+    assert_eq!(i.verdict(2.0), "NOT met, the whole interval above it");
+    // The other way round: b over a is 10 ms under, within any bound.
+    let j = P99Interval::of(&runs, 1, 0);
+    assert!((j.estimate + 10.0).abs() < 1e-6, "{j:?}");
+    assert_eq!(j.verdict(2.0), "met, the whole interval within it");
+}
+
+#[test]
+fn a_slow_spell_shared_by_both_conditions_stays_shared() {
+    // One spell in which both conditions took 60 ms (the apiserver stalled),
+    // a's other creations 1 ms above b's: drawn together, the stall cancels.
+    let slow = 40 * SPELL_CYCLES..41 * SPELL_CYCLES;
+    let runs = vec![run(1200, |k| {
+        if slow.contains(&k) {
+            (60.0, 60.0)
+        } else {
+            (base(k) + 1.0, base(k))
+        }
+    })];
+    let i = P99Interval::of(&runs, 0, 1);
+    assert!(i.high <= 2.0, "{i:?}");
+    assert_eq!(i.verdict(2.0), "met, the whole interval within it");
+}
+
+#[test]
+fn a_slow_spell_of_one_condition_alone_leaves_the_run_unable_to_tell() {
+    // The same stall on a alone: the estimate is far above 2 ms, but whether
+    // a resample holds that spell decides it, so the interval reaches below.
+    let slow = 40 * SPELL_CYCLES..41 * SPELL_CYCLES;
+    let runs = vec![run(1200, |k| {
+        if slow.contains(&k) {
+            (60.0, base(k))
+        } else {
+            (base(k), base(k))
+        }
+    })];
+    let i = P99Interval::of(&runs, 0, 1);
+    assert!(i.estimate > 2.0 && i.low <= 2.0, "{i:?}");
+    assert_eq!(
+        i.verdict(2.0),
+        "NOT met at the estimate, but the interval reaches below it: this run cannot tell"
+    );
+}
+
+#[test]
+fn a_single_spell_is_too_few_to_tell() {
+    // 20 cycles: one spell, every resample the run itself, the interval the
+    // estimate — which would read "met, the whole interval within it".
+    let runs = vec![run(SPELL_CYCLES, |k| (base(k), base(k)))];
+    let i = P99Interval::of(&runs, 0, 1);
+    assert_eq!((i.low, i.high), (i.estimate, i.estimate));
+    assert_eq!(i.spells, 1);
+    assert_eq!(
+        i.verdict(2.0),
+        format!(
+            "too few to tell (1 spells and {SPELL_CYCLES} creations of each condition; at least {MIN_SPELLS} and {MIN_CREATIONS} needed)"
+        )
+    );
+    // Ten spells of twenty cycles are enough.
+    let runs = vec![run(MIN_SPELLS * SPELL_CYCLES, |k| (base(k), base(k)))];
+    assert_eq!(
+        P99Interval::of(&runs, 0, 1).verdict(2.0),
+        "met, the whole interval within it"
+    );
+}
+
+#[test]
+fn cycles_left_out_count_neither_as_spells_nor_creations() {
+    // Calm cycles only: every cycle but one in each spell left out. Sixty
+    // spells hold a creation, but only sixty creations of each condition.
+    let mut runs = vec![run(1200, |k| (base(k), base(k)))];
+    for (k, cycle) in runs[0].iter_mut().enumerate() {
+        if k % SPELL_CYCLES != 0 {
+            *cycle = vec![None, None];
+        }
+    }
+    let i = P99Interval::of(&runs, 0, 1);
+    assert_eq!((i.spells, i.creations), (60, 60));
+    assert!(
+        i.verdict(2.0)
+            .starts_with("too few to tell (60 spells and 60 creations")
+    );
+    // Every cycle of the last 1,000 left out: 10 spells, 200 creations.
+    let mut runs = vec![run(1200, |k| (base(k), base(k)))];
+    for cycle in &mut runs[0][200..] {
+        *cycle = vec![None, None];
+    }
+    let i = P99Interval::of(&runs, 0, 1);
+    assert_eq!((i.spells, i.creations), (10, 200));
+    assert_eq!(i.verdict(2.0), "met, the whole interval within it");
+}
+
+#[test]
+fn no_creations_of_a_condition_is_said_so() {
+    let runs = vec![
+        run(600, |k| (base(k), base(k)))
+            .into_iter()
+            .map(|c| vec![c[0], None])
+            .collect::<Vec<_>>(),
+    ];
+    let i = P99Interval::of(&runs, 0, 1);
+    assert!(i.estimate.is_nan());
+    assert_eq!(i.verdict(2.0), "no creations to compare");
+    assert_eq!(
+        P99Interval::of(&[], 0, 1).verdict(2.0),
+        "no creations to compare"
+    );
+}
+
+#[test]
+fn the_interval_is_reproducible() {
+    let runs = vec![
+        run(600, |k| (base(k) * 1.3, base(k))),
+        run(600, |k| (base(k), base(k) * 1.1)),
+    ];
+    assert_eq!(P99Interval::of(&runs, 0, 1), P99Interval::of(&runs, 0, 1));
+}
