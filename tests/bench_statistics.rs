@@ -30,6 +30,19 @@ fn base(k: usize) -> f64 {
     5.0 + ((k * 7919) % 400) as f64 / 100.0
 }
 
+/// A run of 1,200 cycles whose 41st spell is a stall, its creations given by
+/// `stall(cycle)`; elsewhere a's creations `shift` ms above b's.
+fn stalled(stall: impl Fn(usize) -> (f64, f64), shift: f64) -> Vec<Cycle> {
+    let slow = 40 * SPELL_CYCLES..41 * SPELL_CYCLES;
+    run(1200, |k| {
+        if slow.contains(&k) {
+            stall(k)
+        } else {
+            (base(k) + shift, base(k))
+        }
+    })
+}
+
 #[test]
 fn nearest_rank_percentiles() {
     let sorted: Vec<u64> = (1..=100).collect();
@@ -70,14 +83,7 @@ fn a_shift_above_the_bound_is_not_met_and_the_interval_brackets_it() {
 fn a_slow_spell_shared_by_both_conditions_stays_shared() {
     // One spell in which both conditions took 60 ms (the apiserver stalled),
     // a's other creations 1 ms above b's: drawn together, the stall cancels.
-    let slow = 40 * SPELL_CYCLES..41 * SPELL_CYCLES;
-    let runs = vec![run(1200, |k| {
-        if slow.contains(&k) {
-            (60.0, 60.0)
-        } else {
-            (base(k) + 1.0, base(k))
-        }
-    })];
+    let runs = vec![stalled(|_| (60.0, 60.0), 1.0)];
     let i = P99Interval::of(&runs, 0, 1);
     assert!(i.high <= 2.0, "{i:?}");
     assert_eq!(i.verdict(2.0), "met, the whole interval within it");
@@ -87,14 +93,7 @@ fn a_slow_spell_shared_by_both_conditions_stays_shared() {
 fn a_slow_spell_of_one_condition_alone_leaves_the_run_unable_to_tell() {
     // The same stall on a alone: the estimate is far above 2 ms, but whether
     // a resample holds that spell decides it, so the interval reaches below.
-    let slow = 40 * SPELL_CYCLES..41 * SPELL_CYCLES;
-    let runs = vec![run(1200, |k| {
-        if slow.contains(&k) {
-            (60.0, base(k))
-        } else {
-            (base(k), base(k))
-        }
-    })];
+    let runs = vec![stalled(|k| (60.0, base(k)), 0.0)];
     let i = P99Interval::of(&runs, 0, 1);
     assert!(i.estimate > 2.0 && i.low <= 2.0, "{i:?}");
     assert_eq!(
