@@ -113,7 +113,7 @@ fn a_single_spell_is_too_few_to_tell() {
     assert_eq!(
         i.verdict(2.0),
         format!(
-            "too few to tell (1 spells and {SPELL_CYCLES} creations of each condition; at least {MIN_SPELLS} and {MIN_CREATIONS} needed)"
+            "too few to tell (1 spell and {SPELL_CYCLES} creations; at least {MIN_SPELLS} spells and {MIN_CREATIONS} creations of each condition needed)"
         )
     );
     // Ten spells of twenty cycles are enough.

@@ -98,12 +98,14 @@ pub const MIN_CREATIONS: usize = 200;
 pub struct P99Interval {
     /// The difference, every run's creations together (ms).
     pub estimate: f64,
-    /// The 2.5th and 97.5th percentile of the resampled differences (ms).
+    /// The 2.5th percentile of the resampled differences (ms).
     pub low: f64,
+    /// The 97.5th percentile of the resampled differences (ms).
     pub high: f64,
     /// Spells holding at least one creation of either condition.
     pub spells: usize,
-    /// Creations of the condition with fewer of them.
+    /// Creations of the condition with fewer of them (both have as many
+    /// unless creations failed).
     pub creations: usize,
 }
 
@@ -163,8 +165,10 @@ impl P99Interval {
             "no creations to compare".to_string()
         } else if self.spells < MIN_SPELLS || self.creations < MIN_CREATIONS {
             format!(
-                "too few to tell ({} spells and {} creations of each condition; at least {MIN_SPELLS} and {MIN_CREATIONS} needed)",
-                self.spells, self.creations
+                "too few to tell ({} {} and {} creations; at least {MIN_SPELLS} spells and {MIN_CREATIONS} creations of each condition needed)",
+                self.spells,
+                if self.spells == 1 { "spell" } else { "spells" },
+                self.creations
             )
         } else if self.high <= bound {
             "met, the whole interval within it".to_string()
