@@ -127,17 +127,15 @@ impl P99Interval {
         let [xa, xb] = creations(spells.iter().copied(), a, b);
         let estimate = percentile_ms(&xa, 0.99) - percentile_ms(&xb, 0.99);
         let mut random = XorShift(0x2545_F491_4F6C_DD1D);
-        let mut resampled: Vec<f64> = if spells.is_empty() {
-            Vec::new()
-        } else {
-            (0..RESAMPLES)
-                .map(|_| {
-                    let drawn = (0..spells.len()).map(|_| spells[random.below(spells.len())]);
-                    p99_difference(drawn, a, b)
-                })
-                .filter(|d| !d.is_nan())
-                .collect()
-        };
+        // Without spells nothing is drawn (`below` is never called) and
+        // every resample is NaN.
+        let mut resampled: Vec<f64> = (0..RESAMPLES)
+            .map(|_| {
+                let drawn = (0..spells.len()).map(|_| spells[random.below(spells.len())]);
+                p99_difference(drawn, a, b)
+            })
+            .filter(|d| !d.is_nan())
+            .collect();
         resampled.sort_by(f64::total_cmp);
         let at = |q: f64| nearest_rank(resampled.len(), q).map_or(f64::NAN, |i| resampled[i]);
         P99Interval {
