@@ -1720,13 +1720,59 @@ mod apiserver {
                 Condition::WithPreinjected => "vespa-tls-webhook, pod already injected",
             }
         }
+
+        /// Its name in `--conditions`.
+        fn key(self) -> &'static str {
+            match self {
+                Condition::Without => "baseline",
+                Condition::Floor => "floor",
+                Condition::FloorAnnotation => "floor-annotation",
+                Condition::FloorPatch => "floor-patch",
+                Condition::Preinjected => "injected-baseline",
+                Condition::With => "ours",
+                Condition::WithPreinjected => "ours-injected",
+            }
+        }
+
+        /// The conditions a `--conditions` list names, in the table's order;
+        /// an unknown name is an error that lists the known ones.
+        fn parse_list(list: &str) -> Result<Vec<Condition>> {
+            let mut chosen = Vec::new();
+            for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+                let Some(c) = Condition::ALL.iter().find(|c| c.key() == name) else {
+                    bail!(
+                        "--conditions: unknown condition {name:?}; known: {}",
+                        Condition::ALL.map(Condition::key).join(",")
+                    );
+                };
+                chosen.push(*c);
+            }
+            if chosen.is_empty() {
+                bail!("--conditions: no condition named");
+            }
+            Ok(Condition::ALL
+                .into_iter()
+                .filter(|c| chosen.contains(c))
+                .collect())
+        }
     }
 
-    /// `apiserver [--rate N] [--pods N] [--runs N] [--server PATH]`: pod
-    /// creations at `--rate` a second (20; all conditions together) through the
-    /// apiserver of `$KUBECONFIG`, `--pods` (600) per condition of
-    /// [`Condition`] in each of `--runs` (3) runs, the seven interleaved (see
-    /// [`schedule`]). The table gives each condition's median of the runs' p50
+    /// Cycles per spell of [`P99Interval`] for cycles of `conditions`
+    /// creations: as long in time as [`SPELL_CYCLES`] cycles of all seven
+    /// (7 s at 20 creations a second), whatever the number of conditions.
+    fn spell_cycles(conditions: usize) -> usize {
+        (SPELL_CYCLES * Condition::ALL.len()).div_ceil(conditions.max(1))
+    }
+
+    /// `apiserver [--rate N] [--pods N] [--runs N] [--server PATH]
+    /// [--conditions LIST]`: pod creations at `--rate` a second (20; all
+    /// conditions together) through the apiserver of `$KUBECONFIG`, `--pods`
+    /// (600) per condition of [`Condition`] in each of `--runs` (3) runs, the
+    /// seven interleaved (see [`schedule`]). `--conditions` (names from
+    /// [`Condition::key`], comma-separated) runs only those, interleaved the
+    /// same way: with `ours-injected,injected-baseline` every creation goes to
+    /// the production path's comparison, 3.5 times as many of each in the
+    /// same time as with all seven. The table gives each condition's median of the runs' p50
     /// and p99, and the p99 of every run's creations together ("p99 all"),
     /// which the target line reads: a p99 of 600 creations is their sixth
     /// slowest, moved by a single pause of the VM, one of 1,800 their
@@ -1747,6 +1793,7 @@ mod apiserver {
         let mut runs = 3usize;
         let mut server =
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/vespa-tls-webhook");
+        let mut selected = Condition::ALL.to_vec();
         let mut it = args.iter();
         while let Some(a) = it.next() {
             let mut value = || it.next().with_context(|| format!("{a} needs a value"));
@@ -1755,8 +1802,9 @@ mod apiserver {
                 "--pods" => pods = value()?.parse()?,
                 "--runs" => runs = value()?.parse()?,
                 "--server" => server = PathBuf::from(value()?),
+                "--conditions" => selected = Condition::parse_list(value()?)?,
                 other => bail!(
-                    "unknown argument {other:?}; usage: apiserver [--rate N] [--pods N] [--runs N] [--server PATH]"
+                    "unknown argument {other:?}; usage: apiserver [--rate N] [--pods N] [--runs N] [--server PATH] [--conditions LIST]"
                 ),
             }
         }
@@ -1768,7 +1816,7 @@ mod apiserver {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?;
-        runtime.block_on(run(rate, pods, runs, &server, &kubeconfig))
+        runtime.block_on(run(rate, pods, runs, &server, &kubeconfig, &selected))
     }
 
     /// The webhook a pod meets. Every namespace of the run carries one in
@@ -2018,6 +2066,7 @@ mod apiserver {
         runs: usize,
         server: &Path,
         kubeconfig: &str,
+        selected: &[Condition],
     ) -> Result<ExitCode> {
         let client = kube::Client::try_default().await?;
         let namespaces: Api<Namespace> = Api::all(client.clone());
@@ -2119,11 +2168,11 @@ mod apiserver {
             configs.create(&PostParams::default(), &config).await?;
             let mut measured = Vec::with_capacity(runs);
             for run in 1..=runs {
-                let mut m = measure_all(&setup, rate, pods, run).await?;
+                let mut m = measure_all(&setup, rate, pods, run, selected).await?;
                 for v in m.latencies.iter_mut() {
                     v.sort_unstable();
                 }
-                print_run(run, &m);
+                print_run(run, &m, selected);
                 measured.push(m);
             }
             anyhow::Ok(measured)
@@ -2171,14 +2220,28 @@ mod apiserver {
         // The median over the runs of a figure of each run.
         let over_runs =
             |f: &dyn Fn(&Measured) -> f64| median(runs_measured.iter().map(f).collect());
+        let n = selected.len();
+        let has = |c: Condition| selected.contains(&c);
+        let both = |a: Condition, b: Condition| has(a) && has(b);
+        let spell = spell_cycles(n);
         println!(
-            "\nPod creations through kube-apiserver ($KUBECONFIG) at {rate}/s (open loop), {runs} runs of {pods} per condition, the {} conditions interleaved (each cycle of {} creations in a new random order), every namespace labelled tls.vespa.ai/injection=enabled; the apiserver's API Priority and Fairness {apf}; plain pod {plain_bytes} bytes, injected {injected_bytes} bytes. p50 and p99 are the medians of the runs'; \"p99 all\" is the p99 of every run's creations together. Connections the apiserver opened to the floor servers: {floor_connections} for {floor_reviews} reviews; to vespa-tls-webhook: {our_connections} for {our_reviews} reviews.\n",
-            Condition::ALL.len(),
-            Condition::ALL.len(),
+            "\nPod creations through kube-apiserver ($KUBECONFIG) at {rate}/s (open loop), {runs} runs of {pods} per condition, the {n} conditions{} interleaved (each cycle of {n} creations in a new random order), every namespace labelled tls.vespa.ai/injection=enabled; the apiserver's API Priority and Fairness {apf}; plain pod {plain_bytes} bytes, injected {injected_bytes} bytes. p50 and p99 are the medians of the runs'; \"p99 all\" is the p99 of every run's creations together. Connections the apiserver opened to the floor servers: {floor_connections} for {floor_reviews} reviews; to vespa-tls-webhook: {our_connections} for {our_reviews} reviews.\n",
+            if n < Condition::ALL.len() {
+                format!(
+                    " of --conditions {}",
+                    selected
+                        .iter()
+                        .map(|c| c.key())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                )
+            } else {
+                String::new()
+            },
         );
         println!("| condition | pods | p50 ms | p99 ms | p99 all ms | max ms | failed |");
         println!("|---|---:|---:|---:|---:|---:|---:|");
-        for (i, c) in Condition::ALL.iter().enumerate() {
+        for (i, c) in Condition::ALL.iter().enumerate().filter(|(_, c)| has(**c)) {
             println!(
                 "| {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {} |",
                 c.label(),
@@ -2193,9 +2256,7 @@ mod apiserver {
         let all = |c: Condition, q: f64| p(&pooled[c.index()], q);
         let every_cycle = cycles(&runs_measured, false);
         let interval =
-            |a: Condition, b: Condition| P99Interval::of(&every_cycle, a.index(), b.index());
-        let added = interval(Condition::With, Condition::Without);
-        let production = interval(Condition::WithPreinjected, Condition::Preinjected);
+            |a: Condition, b: Condition| P99Interval::of(&every_cycle, a.index(), b.index(), spell);
         let per_run = |c: Condition, base: Condition, q: f64| {
             runs_measured
                 .iter()
@@ -2208,29 +2269,87 @@ mod apiserver {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        println!(
-            "\nTarget (issue 5): the webhook adds {} to p99 pod-create latency, every run's creations together (target ≤ 2 ms): {}",
-            added.describe(),
-            added.verdict(2.0)
+        let (target, production) = (
+            (Condition::With, Condition::Without),
+            (Condition::WithPreinjected, Condition::Preinjected),
         );
+        if both(target.0, target.1) {
+            let added = interval(target.0, target.1);
+            println!(
+                "\nTarget (issue 5): the webhook adds {} to p99 pod-create latency, every run's creations together (target ≤ 2 ms): {}",
+                added.describe(),
+                added.verdict(2.0)
+            );
+        }
+        if both(production.0, production.1) {
+            let on_path = interval(production.0, production.1);
+            println!(
+                "{}On a VespaSet's pod (the production path: already injected, answered without a patch), over creating it without a webhook: {}: {}",
+                if has(target.0) { "" } else { "\n" },
+                on_path.describe(),
+                on_path.verdict(2.0)
+            );
+        }
+        let scale: Vec<String> = [
+            (
+                "a no-op webhook over the baseline",
+                Condition::Floor,
+                Condition::Without,
+            ),
+            (
+                "the no-op webhook returning our patch",
+                Condition::FloorPatch,
+                Condition::Without,
+            ),
+            (
+                "vespa-tls-webhook over it",
+                Condition::With,
+                Condition::FloorPatch,
+            ),
+        ]
+        .into_iter()
+        .filter(|(_, a, b)| both(*a, *b))
+        .map(|(what, a, b)| format!("{what}: {}", interval(a, b).describe()))
+        .collect();
         println!(
-            "On a VespaSet's pod (the production path: already injected, answered without a patch), over creating it without a webhook: {}: {}",
-            production.describe(),
-            production.verdict(2.0)
-        );
-        println!(
-            "The intervals: {RESAMPLES} resamples of the runs' spells of {SPELL_CYCLES} consecutive cycles ({:.0} s each), drawn with replacement. For scale, the same for a no-op webhook over the baseline: {}; the no-op webhook returning our patch: {}; vespa-tls-webhook over it: {}.",
-            (SPELL_CYCLES * Condition::ALL.len()) as f64 / rate,
-            interval(Condition::Floor, Condition::Without).describe(),
-            interval(Condition::FloorPatch, Condition::Without).describe(),
-            interval(Condition::With, Condition::FloorPatch).describe(),
+            "The intervals: {RESAMPLES} resamples of the runs' spells of {spell} consecutive cycles ({:.0} s each), drawn with replacement.{}",
+            (spell * n) as f64 / rate,
+            if scale.is_empty() {
+                String::new()
+            } else {
+                format!(" For scale, the same for {}.", scale.join("; "))
+            },
         );
         // The same over the cycles in which the host took almost nothing.
-        let calm_cycles = cycles(&runs_measured, true);
-        let calm = |a: Condition, b: Condition| P99Interval::of(&calm_cycles, a.index(), b.index());
         // Each interval once: a bootstrap is 2,000 resamples.
-        let calm_added = calm(Condition::With, Condition::Without);
-        let calm_production = calm(Condition::WithPreinjected, Condition::Preinjected);
+        let calm_cycles = cycles(&runs_measured, true);
+        let calm: Vec<String> = [
+            ("a pod vespa-tls-webhook patches", target.0, target.1, true),
+            ("a VespaSet's pod", production.0, production.1, true),
+            (
+                "a no-op webhook",
+                Condition::Floor,
+                Condition::Without,
+                false,
+            ),
+            (
+                "the no-op webhook returning our patch",
+                Condition::FloorPatch,
+                Condition::Without,
+                false,
+            ),
+        ]
+        .into_iter()
+        .filter(|(_, a, b, _)| both(*a, *b))
+        .map(|(what, a, b, judged)| {
+            let i = P99Interval::of(&calm_cycles, a.index(), b.index(), spell);
+            if judged {
+                format!("{what} {}: {}", i.describe(), i.verdict(2.0))
+            } else {
+                format!("{what} {}", i.describe())
+            }
+        })
+        .collect();
         let kept = calm_cycles
             .iter()
             .flatten()
@@ -2241,26 +2360,33 @@ mod apiserver {
             m.cycle_steal.iter().sum::<f64>() / m.cycle_steal.len().max(1) as f64 * 100.0
         };
         println!(
-            "The host's steal time, of the vCPUs' time during each run: {}%. In the {kept} of {total} cycles in which it took at most {:.0}% (calm cycles), over the same pods without a webhook: a pod vespa-tls-webhook patches {}: {}; a VespaSet's pod {}: {}; a no-op webhook {}; the no-op webhook returning our patch {}.",
+            "The host's steal time, of the vCPUs' time during each run: {}%. In the {kept} of {total} cycles in which it took at most {:.0}% (calm cycles), over the same pods without a webhook: {}.",
             runs_measured
                 .iter()
                 .map(|m| format!("{:.1}", stolen_share(m)))
                 .collect::<Vec<_>>()
                 .join("%, "),
             CALM_STEAL * 100.0,
-            calm_added.describe(),
-            calm_added.verdict(2.0),
-            calm_production.describe(),
-            calm_production.verdict(2.0),
-            calm(Condition::Floor, Condition::Without).describe(),
-            calm(Condition::FloorPatch, Condition::Without).describe(),
+            if calm.is_empty() {
+                "no comparison among the conditions run".to_string()
+            } else {
+                calm.join("; ")
+            },
         );
-        println!(
-            "Per run: {} ms; between the medians of the runs' p99: {:+.2} ms.",
-            per_run(Condition::With, Condition::Without, 0.99),
-            over_runs(&|m| p(&m.latencies[Condition::With.index()], 0.99))
-                - over_runs(&|m| p(&m.latencies[Condition::Without.index()], 0.99)),
-        );
+        for (a, b) in [target, production]
+            .into_iter()
+            .filter(|(a, b)| both(*a, *b))
+        {
+            println!(
+                "Per run, {} over {}: {} ms at p99, {} ms at p50; between the medians of the runs' p99: {:+.2} ms.",
+                a.label(),
+                b.label(),
+                per_run(a, b, 0.99),
+                per_run(a, b, 0.5),
+                over_runs(&|m| p(&m.latencies[a.index()], 0.99))
+                    - over_runs(&|m| p(&m.latencies[b.index()], 0.99)),
+            );
+        }
         println!(
             "vespa-tls-webhook's own time per review (its /metrics histogram, request read to response written), per run: {} ms mean.",
             runs_measured
@@ -2276,7 +2402,7 @@ mod apiserver {
             "The apiserver's own timing of its call to each webhook and of applying its answer (its webhook duration histogram), every run together: {}.",
             Route::ALL
                 .iter()
-                .filter(|r| **r != Route::None)
+                .filter(|r| **r != Route::None && selected.iter().any(|c| c.route() == **r))
                 .map(|r| {
                     let mut c = [0.0; 4];
                     for m in &runs_measured {
@@ -2297,33 +2423,55 @@ mod apiserver {
                 .collect::<Vec<_>>()
                 .join("; ")
         );
-        println!(
-            "vespa-tls-webhook beside a no-op webhook returning the same patch (what any webhook making this change costs), every run together: {:+.2} ms at p50, {:+.2} ms at p99 (per run at p50: {} ms).",
-            all(Condition::With, 0.5) - all(Condition::FloorPatch, 0.5),
-            all(Condition::With, 0.99) - all(Condition::FloorPatch, 0.99),
-            per_run(Condition::With, Condition::FloorPatch, 0.5),
-        );
-        for q in [0.5, 0.99] {
-            let d = |c: Condition| all(c, q) - all(Condition::Without, q);
+        if both(Condition::With, Condition::FloorPatch) {
             println!(
-                "p{}, every run together: over the baseline, a no-op webhook adds {:.2} ms, a no-op webhook returning our annotation alone {:.2} ms, a no-op webhook returning our patch {:.2} ms, storing the injected pod {:.2} ms, vespa-tls-webhook {:.2} ms; vespa-tls-webhook on an already injected pod {:.2} ms over creating it without a webhook (per run {} ms).",
-                q * 100.0,
-                d(Condition::Floor),
-                d(Condition::FloorAnnotation),
-                d(Condition::FloorPatch),
-                d(Condition::Preinjected),
-                d(Condition::With),
-                all(Condition::WithPreinjected, q) - all(Condition::Preinjected, q),
-                per_run(Condition::WithPreinjected, Condition::Preinjected, q),
+                "vespa-tls-webhook beside a no-op webhook returning the same patch (what any webhook making this change costs), every run together: {:+.2} ms at p50, {:+.2} ms at p99 (per run at p50: {} ms).",
+                all(Condition::With, 0.5) - all(Condition::FloorPatch, 0.5),
+                all(Condition::With, 0.99) - all(Condition::FloorPatch, 0.99),
+                per_run(Condition::With, Condition::FloorPatch, 0.5),
             );
+        }
+        for q in [0.5, 0.99] {
+            let over_baseline: Vec<String> = [
+                ("a no-op webhook", Condition::Floor),
+                (
+                    "a no-op webhook returning our annotation alone",
+                    Condition::FloorAnnotation,
+                ),
+                ("a no-op webhook returning our patch", Condition::FloorPatch),
+                ("storing the injected pod", Condition::Preinjected),
+                ("vespa-tls-webhook", Condition::With),
+            ]
+            .into_iter()
+            .filter(|(_, c)| both(*c, Condition::Without))
+            .map(|(what, c)| format!("{what} {:+.2} ms", all(c, q) - all(Condition::Without, q)))
+            .collect();
+            let mut parts = Vec::new();
+            if !over_baseline.is_empty() {
+                parts.push(format!("over the baseline: {}", over_baseline.join(", ")));
+            }
+            if both(production.0, production.1) {
+                parts.push(format!(
+                    "vespa-tls-webhook on an already injected pod {:+.2} ms over creating it without a webhook (per run {} ms)",
+                    all(production.0, q) - all(production.1, q),
+                    per_run(production.0, production.1, q),
+                ));
+            }
+            if !parts.is_empty() {
+                println!("p{}, every run together: {}.", q * 100.0, parts.join("; "));
+            }
         }
         Ok(ExitCode::SUCCESS)
     }
 
     /// One run's figures, as it ends: p50 and p99 per condition, and what
     /// vespa-tls-webhook added to the baseline's p99.
-    fn print_run(run: usize, m: &Measured) {
-        for (c, v) in Condition::ALL.iter().zip(&m.latencies) {
+    fn print_run(run: usize, m: &Measured, selected: &[Condition]) {
+        for (c, v) in Condition::ALL
+            .iter()
+            .zip(&m.latencies)
+            .filter(|(c, _)| selected.contains(c))
+        {
             println!(
                 "run {run}: {:<40} p50 {:.2} ms, p99 {:.2} ms",
                 c.label(),
@@ -2332,22 +2480,35 @@ mod apiserver {
             );
         }
         let at = |c: Condition| percentile_ms(&m.latencies[c.index()], 0.99);
-        println!(
-            "run {run}: vespa-tls-webhook added {:+.2} ms at p99",
-            at(Condition::With) - at(Condition::Without)
-        );
+        for (a, b, what) in [
+            (
+                Condition::With,
+                Condition::Without,
+                "vespa-tls-webhook added",
+            ),
+            (
+                Condition::WithPreinjected,
+                Condition::Preinjected,
+                "vespa-tls-webhook added to a VespaSet's pod",
+            ),
+        ] {
+            if selected.contains(&a) && selected.contains(&b) {
+                println!("run {run}: {what} {:+.2} ms at p99", at(a) - at(b));
+            }
+        }
     }
 
     /// The order of the run's creations: `pods` cycles, each of every
-    /// condition once (an index into [`Condition::ALL`]) in an order of its
-    /// own, so that whatever slows the apiserver for a while slows every
-    /// condition alike, and no condition always follows the same one.
-    fn schedule(pods: usize) -> Vec<usize> {
+    /// selected condition once (an index into [`Condition::ALL`]) in an
+    /// order of its own, so that whatever slows the apiserver for a while
+    /// slows every condition alike, and no condition always follows the
+    /// same one.
+    fn schedule(pods: usize, selected: &[Condition]) -> Vec<usize> {
         // Fixed seed: the same order in every run.
         let mut random = XorShift(0x9E37_79B9_7F4A_7C15);
-        let mut order = Vec::with_capacity(pods * Condition::ALL.len());
+        let mut order = Vec::with_capacity(pods * selected.len());
         for _ in 0..pods {
-            let mut cycle: Vec<usize> = (0..Condition::ALL.len()).collect();
+            let mut cycle: Vec<usize> = selected.iter().map(|c| c.index()).collect();
             for i in (1..cycle.len()).rev() {
                 cycle.swap(i, random.below(i + 1));
             }
@@ -2360,7 +2521,14 @@ mod apiserver {
     /// the plain pod. Every creation is checked: a pod stored injected or not
     /// against its condition (it met the wrong webhook) counts as failed, and
     /// each server must have been sent the reviews of its conditions.
-    async fn measure_all(s: &Setup, rate: f64, pods: usize, run: usize) -> Result<Measured> {
+    async fn measure_all(
+        s: &Setup,
+        rate: f64,
+        pods: usize,
+        run: usize,
+        selected: &[Condition],
+    ) -> Result<Measured> {
+        let n = selected.len();
         // Until each namespace behaves as its route says, the apiserver has not
         // picked up the registration (it watches webhook configurations).
         let mut injected_pod = None;
@@ -2389,7 +2557,7 @@ mod apiserver {
                 body
             })
             .collect();
-        let order = schedule(pods);
+        let order = schedule(pods, selected);
         let ours_before = server_time(s.metrics_port).await?;
         let floors_before = floor_reviews(s).await?;
         let calls_before = webhook_calls(&s.client).await?;
@@ -2460,12 +2628,12 @@ mod apiserver {
         let mut errors: Vec<Vec<String>> = vec![Vec::new(); Condition::ALL.len()];
         for (k, (t, &i)) in tasks.into_iter().zip(&order).enumerate() {
             match t.await? {
-                Ok(ns) => by_cycle[k / Condition::ALL.len()][i] = Some(ns),
+                Ok(ns) => by_cycle[k / n][i] = Some(ns),
                 Err(e) => errors[i].push(e),
             }
         }
         let steal = steal.stop();
-        let cycle_secs = Condition::ALL.len() as f64 / rate;
+        let cycle_secs = n as f64 / rate;
         let cpu_ms_per_cycle = cycle_secs * 1000.0 * steal_cpus();
         let cycle_steal: Vec<f64> = (0..pods)
             .map(|c| {
@@ -2478,7 +2646,7 @@ mod apiserver {
             .map(|i| by_cycle.iter().filter_map(|cycle| cycle[i]).collect())
             .collect();
         if let Some(path) = std::env::var_os("VTW_APISERVER_CREATIONS") {
-            record_creations(&path, run, &order, &by_cycle)?;
+            record_creations(&path, run, &order, &by_cycle, n)?;
         }
         let ours_after = server_time(s.metrics_port).await?;
         let floors_after = floor_reviews(s).await?;
@@ -2498,7 +2666,7 @@ mod apiserver {
         let sent = |route: Route| {
             let (mut sent, mut answered) = (0, 0);
             for (i, c) in Condition::ALL.iter().enumerate() {
-                if c.route() == route {
+                if c.route() == route && selected.contains(c) {
                     sent += pods;
                     answered += out[i].len();
                 }
@@ -2556,11 +2724,12 @@ mod apiserver {
         run: usize,
         order: &[usize],
         by_cycle: &[Cycle],
+        conditions: usize,
     ) -> Result<()> {
         use std::io::Write as _;
         let mut lines = String::new();
         for (k, &i) in order.iter().enumerate() {
-            let ns = by_cycle[k / Condition::ALL.len()][i];
+            let ns = by_cycle[k / conditions][i];
             let ns = ns.map_or_else(|| "failed".to_owned(), |ns| ns.to_string());
             lines.push_str(&format!(
                 "bench-{run}-{k}\t{}\t{ns}\n",

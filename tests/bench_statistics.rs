@@ -56,7 +56,7 @@ fn nearest_rank_percentiles() {
 #[test]
 fn the_same_latencies_are_met_with_the_whole_interval_at_zero() {
     let runs = vec![run(600, |k| (base(k), base(k))); 3];
-    let i = P99Interval::of(&runs, 0, 1);
+    let i = P99Interval::of(&runs, 0, 1, SPELL_CYCLES);
     assert_eq!((i.estimate, i.low, i.high), (0.0, 0.0, 0.0));
     assert_eq!(i.spells, 3 * 600 / SPELL_CYCLES);
     assert_eq!(i.creations, 1800);
@@ -66,7 +66,7 @@ fn the_same_latencies_are_met_with_the_whole_interval_at_zero() {
 #[test]
 fn a_shift_above_the_bound_is_not_met_and_the_interval_brackets_it() {
     let runs = vec![run(600, |k| (base(k) + 10.0, base(k))); 3];
-    let i = P99Interval::of(&runs, 0, 1);
+    let i = P99Interval::of(&runs, 0, 1, SPELL_CYCLES);
     assert!((i.estimate - 10.0).abs() < 1e-6, "{i:?}");
     assert!(
         i.low > 2.0 && i.low <= i.estimate && i.estimate <= i.high,
@@ -74,7 +74,7 @@ fn a_shift_above_the_bound_is_not_met_and_the_interval_brackets_it() {
     );
     assert_eq!(i.verdict(2.0), "NOT met, the whole interval above it");
     // The other way round: b over a is 10 ms under, within any bound.
-    let j = P99Interval::of(&runs, 1, 0);
+    let j = P99Interval::of(&runs, 1, 0, SPELL_CYCLES);
     assert!((j.estimate + 10.0).abs() < 1e-6, "{j:?}");
     assert_eq!(j.verdict(2.0), "met, the whole interval within it");
 }
@@ -84,7 +84,7 @@ fn a_slow_spell_shared_by_both_conditions_stays_shared() {
     // One spell in which both conditions took 60 ms (the apiserver stalled),
     // a's other creations 1 ms above b's: drawn together, the stall cancels.
     let runs = vec![stalled(|_| (60.0, 60.0), 1.0)];
-    let i = P99Interval::of(&runs, 0, 1);
+    let i = P99Interval::of(&runs, 0, 1, SPELL_CYCLES);
     assert!(i.high <= 2.0, "{i:?}");
     assert_eq!(i.verdict(2.0), "met, the whole interval within it");
 }
@@ -94,7 +94,7 @@ fn a_slow_spell_of_one_condition_alone_leaves_the_run_unable_to_tell() {
     // The same stall on a alone: the estimate is far above 2 ms, but whether
     // a resample holds that spell decides it, so the interval reaches below.
     let runs = vec![stalled(|k| (60.0, base(k)), 0.0)];
-    let i = P99Interval::of(&runs, 0, 1);
+    let i = P99Interval::of(&runs, 0, 1, SPELL_CYCLES);
     assert!(i.estimate > 2.0 && i.low <= 2.0, "{i:?}");
     assert_eq!(
         i.verdict(2.0),
@@ -107,7 +107,7 @@ fn a_single_spell_is_too_few_to_tell() {
     // 20 cycles: one spell, every resample the run itself, the interval the
     // estimate — which would read "met, the whole interval within it".
     let runs = vec![run(SPELL_CYCLES, |k| (base(k), base(k)))];
-    let i = P99Interval::of(&runs, 0, 1);
+    let i = P99Interval::of(&runs, 0, 1, SPELL_CYCLES);
     assert_eq!((i.low, i.high), (i.estimate, i.estimate));
     assert_eq!(i.spells, 1);
     assert_eq!(
@@ -119,9 +119,24 @@ fn a_single_spell_is_too_few_to_tell() {
     // Ten spells of twenty cycles are enough.
     let runs = vec![run(MIN_SPELLS * SPELL_CYCLES, |k| (base(k), base(k)))];
     assert_eq!(
-        P99Interval::of(&runs, 0, 1).verdict(2.0),
+        P99Interval::of(&runs, 0, 1, SPELL_CYCLES).verdict(2.0),
         "met, the whole interval within it"
     );
+}
+
+#[test]
+fn spells_are_as_many_cycles_as_asked() {
+    // A run of two conditions at the same rate has cycles of two creations
+    // where the full set has seven: the bench asks for 70 cycles a spell.
+    let runs = vec![run(700, |k| (base(k), base(k))); 2];
+    let i = P99Interval::of(&runs, 0, 1, 70);
+    assert_eq!((i.spells, i.creations), (2 * 700 / 70, 1400));
+    // A last, shorter spell still counts; no spell crosses a run.
+    let runs = vec![run(710, |k| (base(k), base(k))); 2];
+    assert_eq!(P99Interval::of(&runs, 0, 1, 70).spells, 2 * 11);
+    // A spell of no cycles is taken as one.
+    let runs = vec![run(30, |k| (base(k), base(k))); 2];
+    assert_eq!(P99Interval::of(&runs, 0, 1, 0).spells, 2 * 30);
 }
 
 #[test]
@@ -134,7 +149,7 @@ fn cycles_left_out_count_neither_as_spells_nor_creations() {
             *cycle = vec![None, None];
         }
     }
-    let i = P99Interval::of(&runs, 0, 1);
+    let i = P99Interval::of(&runs, 0, 1, SPELL_CYCLES);
     assert_eq!((i.spells, i.creations), (60, 60));
     assert!(
         i.verdict(2.0)
@@ -145,7 +160,7 @@ fn cycles_left_out_count_neither_as_spells_nor_creations() {
     for cycle in &mut runs[0][200..] {
         *cycle = vec![None, None];
     }
-    let i = P99Interval::of(&runs, 0, 1);
+    let i = P99Interval::of(&runs, 0, 1, SPELL_CYCLES);
     assert_eq!((i.spells, i.creations), (10, 200));
     assert_eq!(i.verdict(2.0), "met, the whole interval within it");
 }
@@ -158,11 +173,11 @@ fn no_creations_of_a_condition_is_said_so() {
             .map(|c| vec![c[0], None])
             .collect::<Vec<_>>(),
     ];
-    let i = P99Interval::of(&runs, 0, 1);
+    let i = P99Interval::of(&runs, 0, 1, SPELL_CYCLES);
     assert!(i.estimate.is_nan());
     assert_eq!(i.verdict(2.0), "no creations to compare");
     assert_eq!(
-        P99Interval::of(&[], 0, 1).verdict(2.0),
+        P99Interval::of(&[], 0, 1, SPELL_CYCLES).verdict(2.0),
         "no creations to compare"
     );
 }
@@ -173,5 +188,8 @@ fn the_interval_is_reproducible() {
         run(600, |k| (base(k) * 1.3, base(k))),
         run(600, |k| (base(k), base(k) * 1.1)),
     ];
-    assert_eq!(P99Interval::of(&runs, 0, 1), P99Interval::of(&runs, 0, 1));
+    assert_eq!(
+        P99Interval::of(&runs, 0, 1, SPELL_CYCLES),
+        P99Interval::of(&runs, 0, 1, SPELL_CYCLES)
+    );
 }

@@ -62,10 +62,13 @@ fn p99_difference<'a>(spells: impl Iterator<Item = &'a [Cycle]>, a: usize, b: us
     percentile_ms(&xa, 0.99) - percentile_ms(&xb, 0.99)
 }
 
-/// Cycles per spell in [`P99Interval`]: 20 cycles of 7 creations, 7 s
-/// at 20 creations a second — longer than the apiserver's slow spells
-/// seen in these runs (a few seconds), short enough for 30 or more spells
-/// per run of 600.
+/// Cycles per spell in [`P99Interval`] when a cycle holds the bench's seven
+/// conditions: 20 cycles of 7 creations, 7 s at 20 creations a second —
+/// longer than the apiserver's slow spells seen in these runs (a few
+/// seconds), short enough for 30 or more spells per run of 600. A run of
+/// fewer conditions at the same rate has shorter cycles and takes more of
+/// them per spell, so that a spell lasts as long (the bench's
+/// `spell_cycles`).
 pub const SPELL_CYCLES: usize = 20;
 
 /// Resamples in [`P99Interval`].
@@ -88,7 +91,8 @@ pub const MIN_CREATIONS: usize = 200;
 /// spell of the apiserver, a stalled vCPU), more than the 2 ms the
 /// target allows, so a difference of p99s alone cannot say whether the
 /// target is met. Each run's cycles are cut into spells of
-/// [`SPELL_CYCLES`] consecutive cycles; a resample draws as many spells
+/// `spell_cycles` consecutive cycles ([`SPELL_CYCLES`] for seven
+/// conditions at 20 a second); a resample draws as many spells
 /// as there are, with replacement, and takes the difference of the two
 /// conditions' p99 over the creations of the spells drawn. Both
 /// conditions of a cycle are drawn together, so a slow spell that fell
@@ -111,12 +115,12 @@ pub struct P99Interval {
 
 impl P99Interval {
     /// Of condition `a` over condition `b` (indices into a [`Cycle`]), over
-    /// `runs`' cycles (each run's in the order they ran). Spells do not
-    /// cross runs.
-    pub fn of(runs: &[Vec<Cycle>], a: usize, b: usize) -> P99Interval {
+    /// `runs`' cycles (each run's in the order they ran), in spells of
+    /// `spell_cycles` cycles (at least 1). Spells do not cross runs.
+    pub fn of(runs: &[Vec<Cycle>], a: usize, b: usize, spell_cycles: usize) -> P99Interval {
         let spells: Vec<&[Cycle]> = runs
             .iter()
-            .flat_map(|cycles| cycles.chunks(SPELL_CYCLES))
+            .flat_map(|cycles| cycles.chunks(spell_cycles.max(1)))
             .collect();
         // Empty spells (every cycle left out) stay in the draw, as they were
         // in the run; they do not count towards MIN_SPELLS.
