@@ -2464,8 +2464,9 @@ mod apiserver {
         Ok(ExitCode::SUCCESS)
     }
 
-    /// One run's figures, as it ends: p50 and p99 per condition, and what
-    /// vespa-tls-webhook added to the baseline's p99.
+    /// One run's figures, as it ends: p50 and p99 per condition run, and
+    /// what vespa-tls-webhook added at p99 to a plain pod and to a VespaSet's
+    /// pod, where both conditions of the comparison ran.
     fn print_run(run: usize, m: &Measured, selected: &[Condition]) {
         for (c, v) in Condition::ALL
             .iter()
