@@ -1757,6 +1757,14 @@ mod apiserver {
         }
     }
 
+    /// The target's comparison: a pod we patch over the same pod without a
+    /// webhook.
+    const TARGET: (Condition, Condition) = (Condition::With, Condition::Without);
+
+    /// The production path's: a VespaSet's pod through ours over the same
+    /// pod without a webhook.
+    const PRODUCTION: (Condition, Condition) = (Condition::WithPreinjected, Condition::Preinjected);
+
     /// Cycles per spell of [`P99Interval`] for cycles of `conditions`
     /// creations: as long in time as [`SPELL_CYCLES`] cycles of all seven
     /// (7 s at 20 creations a second), whatever the number of conditions.
@@ -2269,10 +2277,7 @@ mod apiserver {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        let (target, production) = (
-            (Condition::With, Condition::Without),
-            (Condition::WithPreinjected, Condition::Preinjected),
-        );
+        let (target, production) = (TARGET, PRODUCTION);
         if both(target.0, target.1) {
             let added = interval(target.0, target.1);
             println!(
@@ -2481,17 +2486,9 @@ mod apiserver {
             );
         }
         let at = |c: Condition| percentile_ms(&m.latencies[c.index()], 0.99);
-        for (a, b, what) in [
-            (
-                Condition::With,
-                Condition::Without,
-                "vespa-tls-webhook added",
-            ),
-            (
-                Condition::WithPreinjected,
-                Condition::Preinjected,
-                "vespa-tls-webhook added to a VespaSet's pod",
-            ),
+        for ((a, b), what) in [
+            (TARGET, "vespa-tls-webhook added"),
+            (PRODUCTION, "vespa-tls-webhook added to a VespaSet's pod"),
         ] {
             if selected.contains(&a) && selected.contains(&b) {
                 println!("run {run}: {what} {:+.2} ms at p99", at(a) - at(b));
