@@ -1688,6 +1688,10 @@ mod apiserver {
         /// our annotation ([`preinjected`]): what storing the bigger object
         /// costs.
         Preinjected,
+        /// The floor server (no patch) sent the injected pod: what calling
+        /// any webhook on the production path's pod costs, beside which
+        /// [`Condition::WithPreinjected`] shows what ours adds to the call.
+        FloorInjected,
         /// vespa-tls-webhook; the plain pod.
         With,
         /// vespa-tls-webhook; the pod already injected and without our
@@ -1699,12 +1703,13 @@ mod apiserver {
 
     impl Condition {
         /// The order of the table's rows.
-        const ALL: [Condition; 7] = [
+        const ALL: [Condition; 8] = [
             Condition::Without,
             Condition::Floor,
             Condition::FloorAnnotation,
             Condition::FloorPatch,
             Condition::Preinjected,
+            Condition::FloorInjected,
             Condition::With,
             Condition::WithPreinjected,
         ];
@@ -1716,6 +1721,7 @@ mod apiserver {
                 Condition::FloorAnnotation => "floor server returning our annotation alone",
                 Condition::FloorPatch => "floor server returning our patch",
                 Condition::Preinjected => "no webhook, pod already injected",
+                Condition::FloorInjected => "no-op webhook, pod already injected",
                 Condition::With => "vespa-tls-webhook",
                 Condition::WithPreinjected => "vespa-tls-webhook, pod already injected",
             }
@@ -1729,6 +1735,7 @@ mod apiserver {
                 Condition::FloorAnnotation => "floor-annotation",
                 Condition::FloorPatch => "floor-patch",
                 Condition::Preinjected => "injected-baseline",
+                Condition::FloorInjected => "floor-injected",
                 Condition::With => "ours",
                 Condition::WithPreinjected => "ours-injected",
             }
@@ -1765,27 +1772,45 @@ mod apiserver {
     /// pod without a webhook.
     const PRODUCTION: (Condition, Condition) = (Condition::WithPreinjected, Condition::Preinjected);
 
+    /// Calling any webhook on the production path's pod: the no-op webhook
+    /// sent a VespaSet's pod over the same pod without a webhook. Whether
+    /// [`PRODUCTION`] can meet the target on this apiserver at all.
+    const NOOP_PRODUCTION: (Condition, Condition) =
+        (Condition::FloorInjected, Condition::Preinjected);
+
+    /// What ours adds to that call: a VespaSet's pod through ours over the
+    /// same pod through the no-op webhook.
+    const OURS_OVER_NOOP: (Condition, Condition) =
+        (Condition::WithPreinjected, Condition::FloorInjected);
+
+    /// Creations per spell of [`P99Interval`]: [`SPELL_CYCLES`] cycles of
+    /// the seven conditions the bench had when the spell's length was
+    /// chosen, 7 s at 20 creations a second.
+    const SPELL_CREATIONS: usize = SPELL_CYCLES * 7;
+
     /// Cycles per spell of [`P99Interval`] for cycles of `conditions`
-    /// creations: as long in time as [`SPELL_CYCLES`] cycles of all seven
-    /// (7 s at 20 creations a second), whatever the number of conditions.
+    /// creations: [`SPELL_CREATIONS`] creations, as long in time whatever
+    /// the number of conditions.
     fn spell_cycles(conditions: usize) -> usize {
-        (SPELL_CYCLES * Condition::ALL.len()).div_ceil(conditions.max(1))
+        SPELL_CREATIONS.div_ceil(conditions.max(1))
     }
 
     /// `apiserver [--rate N] [--pods N] [--runs N] [--server PATH]
     /// [--conditions LIST]`: pod creations at `--rate` a second (20; all
     /// conditions together) through the apiserver of `$KUBECONFIG`, `--pods`
     /// (600) per condition of [`Condition`] in each of `--runs` (3) runs, the
-    /// seven interleaved (see [`schedule`]). `--conditions` (names from
+    /// eight interleaved (see [`schedule`]). `--conditions` (names from
     /// [`Condition::key`], comma-separated) runs only those, interleaved the
     /// same way: with `ours-injected,injected-baseline` every creation goes to
-    /// the production path's comparison, 3.5 times as many of each in the
-    /// same time as with all seven. The table gives each condition's median of the runs' p50
+    /// the production path's comparison, 4 times as many of each in the
+    /// same time as with all eight; with `floor-injected` beside them, the
+    /// same path through a no-op webhook too ([`NOOP_PRODUCTION`],
+    /// [`OURS_OVER_NOOP`]). The table gives each condition's median of the runs' p50
     /// and p99, and the p99 of every run's creations together ("p99 all"),
     /// which the target line reads: a p99 of 600 creations is their sixth
     /// slowest, moved by a single pause of the VM, one of 1,800 their
     /// eighteenth. The webhooks are the deploy
-    /// configuration pointed at a local `serve --kubeconfig` and at the three
+    /// configuration pointed at a local `serve --kubeconfig` and at the four
     /// floor servers, each selecting a namespace of its own ([`Route`]).
     /// Since `e56f935` one floor server returns the annotation of our patch
     /// alone, so that the table tells what any patch costs the
@@ -1840,6 +1865,10 @@ mod apiserver {
         FloorAnnotation,
         /// The floor server returning our patch.
         FloorPatch,
+        /// The floor server without a patch again, a process and a webhook
+        /// name of its own, for the pods sent already injected (as
+        /// [`Route::OursInjected`] is for ours).
+        FloorInjected,
         /// vespa-tls-webhook.
         Ours,
         /// vespa-tls-webhook again, under a webhook name of its own, for the
@@ -1851,11 +1880,12 @@ mod apiserver {
 
     impl Route {
         /// [`Setup::namespaces`] and [`Setup::pods`] are in this order.
-        const ALL: [Route; 6] = [
+        const ALL: [Route; 7] = [
             Route::None,
             Route::Floor,
             Route::FloorAnnotation,
             Route::FloorPatch,
+            Route::FloorInjected,
             Route::Ours,
             Route::OursInjected,
         ];
@@ -1867,6 +1897,7 @@ mod apiserver {
                 Route::Floor => "floor",
                 Route::FloorAnnotation => "floor-annotation",
                 Route::FloorPatch => "floor-patch",
+                Route::FloorInjected => "floor-injected",
                 Route::Ours => "ours",
                 Route::OursInjected => "ours-injected",
             }
@@ -1884,6 +1915,7 @@ mod apiserver {
                 Route::Floor => "the no-op webhook",
                 Route::FloorAnnotation => "the no-op webhook returning our annotation alone",
                 Route::FloorPatch => "the no-op webhook returning our patch",
+                Route::FloorInjected => "the no-op webhook on an already injected pod",
                 Route::Ours => "vespa-tls-webhook",
                 Route::OursInjected => "vespa-tls-webhook on an already injected pod",
             }
@@ -1893,7 +1925,7 @@ mod apiserver {
         /// [`run`] starts one floor process for each such route.
         fn floor(self) -> Option<FloorAnswer> {
             match self {
-                Route::Floor => Some(FloorAnswer::Allowed),
+                Route::Floor | Route::FloorInjected => Some(FloorAnswer::Allowed),
                 Route::FloorAnnotation => Some(FloorAnswer::AnnotationAlone),
                 Route::FloorPatch => Some(FloorAnswer::OurPatch),
                 Route::None | Route::Ours | Route::OursInjected => None,
@@ -1934,6 +1966,7 @@ mod apiserver {
                 Condition::Floor => Route::Floor,
                 Condition::FloorAnnotation => Route::FloorAnnotation,
                 Condition::FloorPatch => Route::FloorPatch,
+                Condition::FloorInjected => Route::FloorInjected,
                 Condition::With => Route::Ours,
                 Condition::WithPreinjected => Route::OursInjected,
             }
@@ -1946,7 +1979,10 @@ mod apiserver {
 
         /// Whether the pod sent is the injected one.
         fn sends_injected(self) -> bool {
-            matches!(self, Condition::Preinjected | Condition::WithPreinjected)
+            matches!(
+                self,
+                Condition::Preinjected | Condition::FloorInjected | Condition::WithPreinjected
+            )
         }
 
         /// Whether the pod the apiserver stores carries the
@@ -2295,6 +2331,19 @@ mod apiserver {
                 on_path.verdict(2.0)
             );
         }
+        if both(NOOP_PRODUCTION.0, NOOP_PRODUCTION.1) {
+            let noop = interval(NOOP_PRODUCTION.0, NOOP_PRODUCTION.1);
+            println!(
+                "{}A no-op webhook on the same pod, over creating it without a webhook (whether any webhook can meet the target on this path here): {}: by the target's bound, {}",
+                if both(production.0, production.1) || has(target.0) {
+                    ""
+                } else {
+                    "\n"
+                },
+                noop.describe(),
+                noop.verdict(2.0)
+            );
+        }
         let scale: Vec<String> = [
             (
                 "a no-op webhook over the baseline",
@@ -2310,6 +2359,11 @@ mod apiserver {
                 "vespa-tls-webhook over it",
                 Condition::With,
                 Condition::FloorPatch,
+            ),
+            (
+                "vespa-tls-webhook on a VespaSet's pod over the no-op webhook on it",
+                OURS_OVER_NOOP.0,
+                OURS_OVER_NOOP.1,
             ),
         ]
         .into_iter()
@@ -2331,6 +2385,12 @@ mod apiserver {
         let calm: Vec<String> = [
             ("a pod vespa-tls-webhook patches", target.0, target.1, true),
             ("a VespaSet's pod", production.0, production.1, true),
+            (
+                "a VespaSet's pod through a no-op webhook",
+                NOOP_PRODUCTION.0,
+                NOOP_PRODUCTION.1,
+                true,
+            ),
             (
                 "a no-op webhook",
                 Condition::Floor,
@@ -2378,7 +2438,7 @@ mod apiserver {
                 calm.join("; ")
             },
         );
-        for (a, b) in [target, production]
+        for (a, b) in [target, production, NOOP_PRODUCTION, OURS_OVER_NOOP]
             .into_iter()
             .filter(|(a, b)| both(*a, *b))
         {
@@ -2462,6 +2522,22 @@ mod apiserver {
                     per_run(production.0, production.1, q),
                 ));
             }
+            for ((a, b), what, over) in [
+                (
+                    NOOP_PRODUCTION,
+                    "a no-op webhook on an already injected pod",
+                    "over creating it without a webhook",
+                ),
+                (
+                    OURS_OVER_NOOP,
+                    "vespa-tls-webhook on it",
+                    "over the no-op webhook",
+                ),
+            ] {
+                if both(a, b) {
+                    parts.push(format!("{what} {:+.2} ms {over}", all(a, q) - all(b, q)));
+                }
+            }
             if !parts.is_empty() {
                 println!("p{}, every run together: {}.", q * 100.0, parts.join("; "));
             }
@@ -2471,7 +2547,8 @@ mod apiserver {
 
     /// One run's figures, as it ends: p50 and p99 per condition run, and
     /// what vespa-tls-webhook added at p99 to a plain pod and to a VespaSet's
-    /// pod, where both conditions of the comparison ran.
+    /// pod, what a no-op webhook added to a VespaSet's pod and ours beside
+    /// it, where both conditions of the comparison ran.
     fn print_run(run: usize, m: &Measured, selected: &[Condition]) {
         for (c, v) in Condition::ALL
             .iter()
@@ -2489,6 +2566,11 @@ mod apiserver {
         for ((a, b), what) in [
             (TARGET, "vespa-tls-webhook added"),
             (PRODUCTION, "vespa-tls-webhook added to a VespaSet's pod"),
+            (NOOP_PRODUCTION, "a no-op webhook added to a VespaSet's pod"),
+            (
+                OURS_OVER_NOOP,
+                "vespa-tls-webhook on it over the no-op webhook",
+            ),
         ] {
             if selected.contains(&a) && selected.contains(&b) {
                 println!("run {run}: {what} {:+.2} ms at p99", at(a) - at(b));
