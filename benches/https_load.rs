@@ -1312,25 +1312,16 @@ mod report {
         );
         for (t, s, m) in results {
             let vs = match (t, s) {
-                (Target::Product, Scenario::FixedRate(..)) => {
-                    let p = paired(*s, &|m| m.p99_us);
-                    if p.median.is_nan() {
-                        String::new()
-                    } else {
-                        format!("p99 {:.2}×", p.median)
-                    }
-                }
-                (Target::Product, _) => {
-                    let p = paired(*s, &|m| m.rate);
-                    if p.median.is_nan() {
-                        String::new()
-                    } else {
-                        // One decimal, as the target line: 69.6% is not 70%.
-                        format!("{:.1}%", 100.0 * p.median)
-                    }
-                }
-                _ => String::new(),
-            };
+                (Target::Product, Scenario::FixedRate(..)) => paired(*s, &|m| m.p99_us)
+                    .known()
+                    .map(|r| format!("p99 {r:.2}×")),
+                // One decimal, as the target line: 69.6% is not 70%.
+                (Target::Product, _) => paired(*s, &|m| m.rate)
+                    .known()
+                    .map(|r| format!("{:.1}%", 100.0 * r)),
+                _ => None,
+            }
+            .unwrap_or_default();
             let _ = writeln!(
                 out,
                 "| {} | {} | {:.0} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.0} | {:.1} | {} |",
@@ -1351,12 +1342,10 @@ mod report {
         let ka4 = |t| find(t, &|s| s == Scenario::KeepAlive(4));
         let _ = writeln!(out, "\nTargets (issue 5):\n");
         let ratio = paired(Scenario::KeepAlive(4), &|m| m.rate);
-        if let (Some(p), Some(f), false) = (
-            ka4(Target::Product),
-            ka4(Target::Floor),
-            ratio.median.is_nan(),
-        ) {
-            let pct = 100.0 * ratio.median;
+        if let (Some(p), Some(f), Some(r)) =
+            (ka4(Target::Product), ka4(Target::Floor), ratio.known())
+        {
+            let pct = 100.0 * r;
             let _ = writeln!(
                 out,
                 "- keep-alive, 4 connections: ours over the floor's throughput in each run {}, median {pct:.1}% (target ≥ 70%): {}; medians {:.0} and {:.0} reviews/s",
@@ -2339,17 +2328,16 @@ mod apiserver {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        let (target, production) = (TARGET, PRODUCTION);
         // The verdicts against the target's bound, one line each, as a
         // block after the table.
         let verdicts: Vec<String> = [
             (
-                target,
+                TARGET,
                 "Target (issue 5): the webhook adds",
                 " to p99 pod-create latency, every run's creations together (target ≤ 2 ms):",
             ),
             (
-                production,
+                PRODUCTION,
                 "On a VespaSet's pod (the production path: already injected, answered without a patch), over creating it without a webhook:",
                 ":",
             ),
@@ -2408,8 +2396,8 @@ mod apiserver {
         // Each interval once: a bootstrap is 2,000 resamples.
         let calm_cycles = cycles(&runs_measured, true);
         let calm: Vec<String> = [
-            ("a pod vespa-tls-webhook patches", target.0, target.1, true),
-            ("a VespaSet's pod", production.0, production.1, true),
+            ("a pod vespa-tls-webhook patches", TARGET.0, TARGET.1, true),
+            ("a VespaSet's pod", PRODUCTION.0, PRODUCTION.1, true),
             (
                 "a VespaSet's pod through a no-op webhook",
                 NOOP_PRODUCTION.0,
@@ -2463,7 +2451,7 @@ mod apiserver {
                 calm.join("; ")
             },
         );
-        for (a, b) in [target, production, NOOP_PRODUCTION, OURS_OVER_NOOP]
+        for (a, b) in [TARGET, PRODUCTION, NOOP_PRODUCTION, OURS_OVER_NOOP]
             .into_iter()
             .filter(|(a, b)| both(*a, *b))
         {
@@ -2540,11 +2528,11 @@ mod apiserver {
             if !over_baseline.is_empty() {
                 parts.push(format!("over the baseline: {}", over_baseline.join(", ")));
             }
-            if both(production.0, production.1) {
+            if both(PRODUCTION.0, PRODUCTION.1) {
                 parts.push(format!(
                     "vespa-tls-webhook on an already injected pod {:+.2} ms over creating it without a webhook (per run {} ms)",
-                    all(production.0, q) - all(production.1, q),
-                    per_run(production.0, production.1, q),
+                    all(PRODUCTION.0, q) - all(PRODUCTION.1, q),
+                    per_run(PRODUCTION.0, PRODUCTION.1, q),
                 ));
             }
             for ((a, b), what, over) in [

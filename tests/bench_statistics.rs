@@ -223,6 +223,8 @@ fn runs_missing_a_figure_give_no_ratio() {
     ]);
     assert_eq!(p.per_run, vec![0.5, 0.75]);
     assert_eq!(p.median, 0.625);
+    assert_eq!(p.known(), Some(0.625));
     let none = Paired::of([None, Some((1.0, 0.0))]);
     assert!(none.per_run.is_empty() && none.median.is_nan(), "{none:?}");
+    assert_eq!(none.known(), None);
 }

@@ -48,6 +48,11 @@ impl Paired {
         Paired { per_run, median }
     }
 
+    /// The median, if any run gave a ratio.
+    pub fn known(&self) -> Option<f64> {
+        (!self.median.is_nan()).then_some(self.median)
+    }
+
     /// The per-run ratios as percentages, `75%, 65%, 63%`.
     pub fn percents(&self) -> String {
         self.per_run
